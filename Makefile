@@ -1,0 +1,32 @@
+# neurovae: `make demo` and `make test` each build the Python 3.10 venv they need, then run.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+RUN    ?= runs/demo
+
+.PHONY: demo test venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@PY310=$$(command -v python3.10 || true); \
+	if [ -z "$$PY310" ] && command -v pyenv >/dev/null 2>&1; then \
+	  for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.10(\.|$$)'); do \
+	    PY310="$$(pyenv root)/versions/$$v/bin/python3.10"; done; fi; \
+	if [ -z "$$PY310" ] || [ ! -x "$$PY310" ]; then \
+	  echo "error: Python 3.10 is required (lava-nc 0.10 and lava-dl 0.6 support only 3.10)."; \
+	  echo "       Install python3.10 (e.g. 'pyenv install 3.10') and run make again."; exit 2; fi; \
+	if [ ! -x $(PY) ]; then echo "creating $(VENV) with $$PY310"; "$$PY310" -m venv $(VENV) || exit 2; fi
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/neurovae train --model fsvae --config mnist-small --out $(RUN) --seed 0 $(if $(wildcard $(RUN)/checkpoint.pt),--resume,)
+	@echo "demo outputs: $(RUN)/samples.png $(RUN)/reconstructions.png $(RUN)/loss.png"
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

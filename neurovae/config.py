@@ -1,0 +1,157 @@
+"""Model and training configuration: one dataclass, named presets, `key=value` overrides."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .neuron import NeuronParams
+
+MODELS = ("fsvae", "esvae", "ann-vae", "ann-ae")
+
+
+class ConfigError(ValueError):
+    """A preset name or an override is invalid."""
+
+
+@dataclass
+class Config:
+    """Everything that defines a run; saved inside every checkpoint."""
+
+    model: str = "fsvae"
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    image_size: int = 28
+    channels: int = 1
+    enc_channels: tuple = (16, 32)          # stride-2 3x3 convs; the first is the input layer
+    dec_channels: tuple = (32, 16, 16)      # dense -> dec[0]@s0, stride-2 convT per step, then 3x3 conv -> image
+    latent: int = 16                        # C: latent neurons
+    k: int = 8                              # FSVAE candidates per latent
+    T: int = 8                              # latent steps
+    weight_scale: float = 6.0               # lava-dl initial weight scale of spiking layers
+    i_decay: int = 4096                     # CUBA current decay (12-bit): 4096 = no current memory
+    v_decay: int = 3072                     # CUBA voltage decay: keeps 1/4 of v per step (FSVAE's tau 0.25)
+    vth_mant: int = 80                      # threshold mantissa: 80/64 = 1.25
+    tau_grad: float = 0.01                  # surrogate width: tau_grad * threshold * 100 (lava-dl)
+    scale_grad: float = 12.0                # surrogate peak: scale_grad * 0.1 / 2 / width
+    readout_v_decay: int = 819              # readout keeps 0.8 of its voltage per step
+    mmd_weight: float = 1.0                 # FSVAE: 1 (paper); ESVAE: 0.001
+    ss_p_start: float = 0.1                 # FSVAE scheduled sampling p, linear in epochs
+    ss_p_end: float = 0.3
+    ann_latent: int = 128
+    kld_weight: float = 0.00025
+    epochs: int = 2
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    train_subset: int | None = None         # use the first N training images (small CPU runs)
+    eval_batch: int = 64
+    seed: int = 0
+    grad_clip: float = 5.0
+
+    @property
+    def neuron(self) -> NeuronParams:
+        return NeuronParams(self.i_decay, self.v_decay, self.vth_mant, self.tau_grad,
+                            self.scale_grad)
+
+    @property
+    def readout_neuron(self) -> NeuronParams:
+        return NeuronParams(4096, self.readout_v_decay, 2 ** 17 - 1)
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(d) - set(names)
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+        return cls(**kw)
+
+    def validate(self) -> "Config":
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown model '{self.model}'; choose one of {', '.join(MODELS)}")
+        n_up = len(self.enc_channels)
+        if self.image_size % (2 ** n_up):
+            raise ConfigError(f"image_size {self.image_size} must be divisible by 2**{n_up} "
+                              f"(one halving per encoder conv)")
+        if len(self.dec_channels) != n_up + 1:
+            raise ConfigError(f"dec_channels needs {n_up + 1} entries (dense output + one per "
+                              f"upsampling), got {len(self.dec_channels)}")
+        for name in ("latent", "k", "T", "epochs", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        return self
+
+
+_PAPER = dict(image_size=32, enc_channels=(32, 64, 128, 256),
+              dec_channels=(256, 128, 64, 32, 32), latent=128, k=20, T=16,
+              epochs=150, batch_size=250, lr=1e-3, weight_decay=1e-3)
+
+PRESETS: dict[str, dict] = {
+    "mnist-small": dict(dataset="mnist", image_size=28, enc_channels=(16, 32),
+                        dec_channels=(32, 16, 16), latent=16, k=8, T=8, epochs=2,
+                        batch_size=64, lr=3e-3, train_subset=12000, ann_latent=32,
+                        v_decay=1024),
+}
+for _ds, _ch in (("mnist", 1), ("fashion-mnist", 1), ("cifar10", 3), ("celeba", 3)):
+    PRESETS[_ds] = dict(_PAPER, dataset=_ds, channels=_ch,
+                        image_size=64 if _ds == "celeba" else 32,
+                        ann_latent=64 if _ch == 1 else 128)
+
+# ESVAE's paper settings differ from FSVAE's in latent size, loss weight and schedule.
+_ESVAE_PAPER = dict(mmd_weight=0.001, epochs=300, batch_size=256)
+
+
+def _parse_value(text: str, current):
+    if isinstance(current, bool):
+        if text.lower() in ("1", "true", "yes"):
+            return True
+        if text.lower() in ("0", "false", "no"):
+            return False
+        raise ConfigError(f"expected true/false, got '{text}'")
+    if isinstance(current, tuple):
+        return tuple(int(x) for x in text.replace("(", "").replace(")", "").split(",") if x)
+    if isinstance(current, int) and not isinstance(current, bool):
+        return int(text)
+    if isinstance(current, float):
+        return float(text)
+    if current is None:
+        for conv in (int, float):
+            try:
+                return conv(text)
+            except ValueError:
+                pass
+        return None if text.lower() == "none" else text
+    return text
+
+
+def make_config(preset: str, model: str, overrides: list[str] = ()) -> Config:
+    """Build a config from a preset name, a model name and `key=value` overrides."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown config '{preset}'; presets: {', '.join(PRESETS)}")
+    values = dict(PRESETS[preset], model=model)
+    if model == "esvae":
+        values.setdefault("mmd_weight", 0.001)
+        values["mmd_weight"] = 0.001
+        if preset != "mnist-small":
+            values.update(_ESVAE_PAPER)
+            if values["channels"] == 1:
+                values["latent"] = 32
+            if preset in ("mnist", "fashion-mnist"):
+                values["lr"] = 3e-3
+    cfg = Config(**values)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key=value")
+        key, text = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        if not hasattr(cfg, key):
+            raise ConfigError(f"unknown config key '{key}'")
+        try:
+            setattr(cfg, key, _parse_value(text.strip(), getattr(cfg, key)))
+        except ValueError as exc:
+            raise ConfigError(f"bad value for {key}: {text} ({exc})") from None
+    return cfg.validate()

@@ -1,0 +1,72 @@
+"""ESVAE (Zhan et al., 2024) on the hardware clock.
+
+Latent rates are the encoder's firing counts over a window of T steps; after the window a
+sampler emits Bernoulli spikes for T steps: z[t, i] = (PRNG mod T) < count_i, so
+P(spike) = count/T exactly. The surrogate passes the gradient straight to the rate. The
+prior rate is sigmoid(Linear(eps)) with eps from the same PRNG (Irwin-Hall Gaussian).
+Loss: MSE + lambda * RBF-MMD between posterior and prior rates.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import prng
+from ..config import Config
+from .fsvae import PRIOR_SEED_SALT, to_input, to_target
+from .spiking import EPS_SCALE, SpikingDecoder, SpikingEncoder, gaussian_int, rbf_mmd
+
+
+class ESVAE(torch.nn.Module):
+    kind = "esvae"
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = SpikingEncoder(cfg, cfg.latent)
+        self.decoder = SpikingDecoder(cfg)
+        self.prior = torch.nn.Linear(cfg.latent, cfg.latent)
+        self.window_start = self.encoder.depth
+        self.sample_start = self.window_start + cfg.T
+        self.n_steps = self.sample_start + cfg.T + self.decoder.depth - 1
+
+    def spike_train(self, rate: torch.Tensor, seed: int, images: torch.Tensor):
+        """Bernoulli spikes (N, C, S) in the sampling window; gradient flows to `rate`."""
+        T, (n, c) = self.cfg.T, rate.shape
+        steps = torch.arange(self.sample_start, self.sample_start + T)
+        m = prng.randint_torch(seed, images[:, None, None], steps[None, None, :],
+                               torch.arange(c)[None, :, None], T)
+        hard = (rate.unsqueeze(-1) * T > m.to(rate.dtype) + 0.5).to(rate.dtype)
+        z = hard + rate.unsqueeze(-1) - rate.unsqueeze(-1).detach()
+        return torch.nn.functional.pad(
+            z, (self.sample_start, self.n_steps - self.sample_start - T))
+
+    def posterior_rate(self, x_bytes):
+        e = self.encoder(to_input(x_bytes), self.sample_start)
+        return e[..., self.window_start:self.sample_start].mean(-1)
+
+    def prior_rate(self, seed: int, images: torch.Tensor):
+        eps = gaussian_int(seed ^ PRIOR_SEED_SALT, images, torch.arange(self.cfg.latent))
+        return torch.sigmoid(self.prior(eps.float() * EPS_SCALE))
+
+    def forward(self, x_bytes, seed: int, images=None, **_):
+        images = torch.arange(len(x_bytes)) if images is None else images
+        r_q = self.posterior_rate(x_bytes)
+        z = self.spike_train(r_q, seed, images)
+        recon = self.decoder(z)
+        r_p = self.prior_rate(seed, images)
+        mse = torch.mean((recon - to_target(x_bytes)) ** 2)
+        mmd = rbf_mmd(r_q, r_p)
+        loss = mse + self.cfg.mmd_weight * mmd
+        return dict(loss=loss, mse=mse, mmd=mmd, recon=recon, z=z, rate=r_q.mean())
+
+    @torch.no_grad()
+    def reconstruct(self, x_bytes, seed: int = 0, images=None):
+        images = torch.arange(len(x_bytes)) if images is None else images
+        return self.decoder(self.spike_train(self.posterior_rate(x_bytes), seed, images))
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, images=None):
+        images = torch.arange(n) if images is None else images
+        rate = self.prior_rate(seed, images)
+        counts = torch.round(rate * self.cfg.T) / self.cfg.T   # deployable rates: count / T
+        return self.decoder(self.spike_train(counts, seed, images))

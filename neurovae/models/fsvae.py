@@ -1,0 +1,72 @@
+"""FSVAE (Kamata et al., AAAI 2022) on the hardware clock.
+
+Encoder spikes and the fed-back latent drive a spiking autoregressive posterior that emits
+k candidate spikes per latent; the PRNG picks one (a Bernoulli process with rate = the
+candidates' mean). The prior is the same loop without the encoder. Loss: MSE + MMD
+between the PSP-filtered posterior and prior candidate rates (the paper's form).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..config import Config
+from .spiking import AutoregressiveLoop, SpikingDecoder, SpikingEncoder, psp
+
+PRIOR_SEED_SALT = 0x5BD1E995
+
+
+def to_input(x_bytes: torch.Tensor) -> torch.Tensor:
+    """Encoder input: image bytes / 256 (the drive's scale)."""
+    return x_bytes.float() / 256.0
+
+
+def to_target(x_bytes: torch.Tensor) -> torch.Tensor:
+    """Reconstruction target in [-1, 1], as the papers."""
+    return x_bytes.float() / 127.5 - 1.0
+
+
+class FSVAE(torch.nn.Module):
+    kind = "fsvae"
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = SpikingEncoder(cfg, cfg.latent)
+        self.posterior = AutoregressiveLoop(cfg, ext=cfg.latent)
+        self.prior = AutoregressiveLoop(cfg)
+        self.decoder = SpikingDecoder(cfg)
+        # first step z can carry image information: encoder, then three loop layers
+        self.latent_start = self.encoder.depth + 3
+        self.n_steps = self.latent_start + cfg.T + self.decoder.depth - 1
+
+    def encode(self, x_bytes, seed: int, images: torch.Tensor):
+        e = self.encoder(to_input(x_bytes), self.n_steps)
+        return self.posterior(self.n_steps, seed, images, ext=e)
+
+    def forward(self, x_bytes, seed: int, images=None, ss_p: float = 0.0, gen=None):
+        """Training pass: returns dict of loss terms, reconstruction and spike tensors."""
+        images = torch.arange(len(x_bytes)) if images is None else images
+        q_c, z = self.encode(x_bytes, seed, images)
+        p_c, _ = self.prior(self.n_steps, seed ^ PRIOR_SEED_SALT, images, teacher=z,
+                            mix_p=ss_p, mix_gen=gen)
+        recon = self.decoder(z)
+        n, ck, s = q_c.shape
+        q_rate = q_c.view(n, self.cfg.latent, self.cfg.k, s).mean(2)
+        p_rate = p_c.view(n, self.cfg.latent, self.cfg.k, s).mean(2)
+        mse = torch.mean((recon - to_target(x_bytes)) ** 2)
+        mmd = torch.mean((psp(q_rate) - psp(p_rate)) ** 2)
+        loss = mse + self.cfg.mmd_weight * mmd
+        return dict(loss=loss, mse=mse, mmd=mmd, recon=recon, z=z,
+                    rate=z.mean())
+
+    @torch.no_grad()
+    def reconstruct(self, x_bytes, seed: int = 0, images=None):
+        images = torch.arange(len(x_bytes)) if images is None else images
+        _, z = self.encode(x_bytes, seed, images)
+        return self.decoder(z)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, images=None):
+        images = torch.arange(n) if images is None else images
+        _, z = self.prior(self.n_steps, seed ^ PRIOR_SEED_SALT, images)
+        return self.decoder(z)

@@ -1,0 +1,65 @@
+"""One clock, gradients and sampling of the spiking VAEs."""
+import torch
+
+from neurovae.models import build_model
+from neurovae.models.spiking import pick_candidates
+
+
+def _batch(n=4):
+    from neurovae import data
+    return data.load_images("mnist", "test").tensor(torch.arange(n))
+
+
+def test_gradients_reach_every_trainable_weight(tiny_cfg):
+    for kind in ("fsvae", "esvae", "ann-vae", "ann-ae"):
+        torch.manual_seed(0)
+        model = build_model(tiny_cfg(kind))
+        out = model(_batch(8), seed=3, images=torch.arange(8), ss_p=0.2,
+                    gen=torch.Generator().manual_seed(0))
+        out["loss"].backward()
+        missing = [n for n, p in model.named_parameters()
+                   if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
+        assert not missing, f"{kind}: no gradient for {missing}"
+
+
+def test_fsvae_latent_has_the_lava_loop_latency(tiny_cfg):
+    """z cannot depend on the image before encoder depth + 3 loop layers have passed."""
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg("fsvae"))
+    x = _batch(4)
+    _, z_a = model.encode(x, seed=1, images=torch.arange(4))
+    _, z_b = model.encode(torch.zeros_like(x), seed=1, images=torch.arange(4))
+    start = model.latent_start
+    assert torch.equal(z_a[..., :start], z_b[..., :start])
+    assert not torch.equal(z_a, z_b)
+    assert model.n_steps == start + model.cfg.T + model.decoder.depth - 1
+
+
+def test_pick_is_one_of_the_candidates_and_depends_on_seed():
+    c = (torch.rand(3, 5 * 4) < 0.5).float()
+    z1 = pick_candidates(c, 4, seed=1, images=torch.arange(3), step=0)
+    z2 = pick_candidates(c, 4, seed=2, images=torch.arange(3), step=0)
+    grouped = c.view(3, 5, 4)
+    assert ((z1 == 0) | (grouped.max(-1).values == 1)).all()
+    assert ((z1 == 1) | (grouped.min(-1).values == 0)).all()
+    all_on = torch.ones(3, 20)
+    assert torch.equal(pick_candidates(all_on, 4, 7, torch.arange(3), 2), torch.ones(3, 5))
+    assert not torch.equal(z1, z2) or c.view(3, 5, 4).std(-1).sum() == 0
+
+
+def test_esvae_spikes_follow_the_count_rate(tiny_cfg):
+    model = build_model(tiny_cfg("esvae", "T=16"))
+    rate = torch.tensor([[0.0, 0.25, 0.5, 1.0]]).repeat(200, 2)
+    z = model.spike_train(rate, seed=5, images=torch.arange(200))
+    window = z[..., model.sample_start:model.sample_start + 16]
+    assert z.sum() == window.sum()   # nothing outside the sampling window
+    got = window.mean((0, 2))[:4]
+    assert torch.allclose(got, torch.tensor([0.0, 0.25, 0.5, 1.0]), atol=0.03)
+
+
+def test_same_seed_same_samples(tiny_cfg):
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg("fsvae")).eval()
+    assert torch.equal(model.sample(4, seed=3), model.sample(4, seed=3))
+    r1, r2 = model.reconstruct(_batch(4), seed=1), model.reconstruct(_batch(4), seed=1)
+    assert torch.equal(r1, r2) and r1.shape == (4, 1, 28, 28)
