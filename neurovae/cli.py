@@ -23,13 +23,18 @@ def user_errors(fn):
         from .data import DatasetError
         try:
             return fn(*args, **kwargs)
-        except (NeurovaeError, ConfigError, DatasetError) as exc:
+        except (NeurovaeError, ConfigError, DatasetError, _net_error()) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
     return wrapper
+
+
+def _net_error():
+    from .export import NetFormatError
+    return NetFormatError
 
 
 def positive(ctx, param, value):
@@ -87,6 +92,86 @@ def train(model, preset, out, epochs, batch_size, seed, data_dir, overrides, res
                       if k in ("loss", "mse", "mmd", "kld", "test_mse"))
     click.echo(f"trained {model} ({preset}) for {last.get('epoch', 0)} epochs: {terms}")
     click.echo(f"run folder: {out} (checkpoint.pt, samples.png, reconstructions.png, loss.png)")
+
+
+def _latest_run() -> Path:
+    from .errors import CheckpointError
+    runs = sorted(Path("runs").glob("*/checkpoint.pt"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise CheckpointError("no trained run under ./runs; train one with 'neurovae train' "
+                              "or pass --from RUN_DIR")
+    return runs[-1].parent
+
+
+def _load_net(path):
+    from .export import load
+    return load(path)
+
+
+@main.command()
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--from", "source", type=click.Path(), default=None,
+              help="Run folder or checkpoint (default: the latest run under ./runs).")
+@click.option("--stage", type=click.Choice(["encoder", "posterior", "prior", "decoder",
+                                            "readout"]), default=None,
+              help="Write only this stage, as a standalone lava-dl netx network.")
+@click.option("--format", "fmt", type=click.Choice(["net", "nir"]), default="net",
+              show_default=True, help="net: HDF5 for Lava; nir: the stages NIR expresses.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="PRNG seed stored in the file (default seed of generation runs).")
+@user_errors
+def export(output, source, stage, fmt, seed):
+    """Export a trained spiking VAE to one HDF5 network description (OUTPUT, e.g. model.net).
+
+    Folds and quantizes the model exactly as it runs on Loihi 2 and reports the
+    reconstruction MSE of the float model beside the deployed (fixed-point) model.
+    """
+    import time
+    from . import checkpoint, data, deploy
+    from .emulator import Emulator
+    from .errors import CheckpointError
+    src = Path(source) if source else _latest_run()
+    model, state = checkpoint.load_model(src)
+    if model.kind not in ("fsvae", "esvae"):
+        raise CheckpointError(f"{src} holds an {model.kind} baseline; only the spiking models "
+                              f"(fsvae, esvae) deploy to Lava")
+    click.echo(f"exporting {model.kind} from {src} (epoch {state['epoch']})")
+    t0 = time.time()
+    net = deploy.from_model(model, seed=seed)
+    if fmt == "nir":
+        from .export.nir_export import write_nir
+        skipped = write_nir(net, output)
+        click.echo(f"wrote {output} (NIR); not expressible in NIR: " + "; ".join(skipped))
+        return
+    if stage:
+        from .export import write_stage
+        write_stage(net, stage, output)
+        click.echo(f"wrote stage '{stage}' as a netx network: {output}")
+        return
+    from .export import write
+    write(net, output)
+    seconds = time.time() - t0
+    cfg = model.cfg
+    test = data.load_images(cfg.dataset, "test", cfg.data_dir, cfg.image_size, cfg.channels)
+    x = test.tensor(__import__("torch").arange(min(64, len(test))))
+    target = x.double() / 127.5 - 1
+    float_mse = float(((model.reconstruct(x, seed=seed).double() - target) ** 2).mean())
+    deploy_img, _ = Emulator(net).run(x, len(x), seed)
+    deploy_mse = float(((deploy_img - target) ** 2).mean())
+    size = Path(output).stat().st_size
+    click.echo(f"wrote {output}: {size / 1024:.1f} KiB in {seconds:.2f} s")
+    click.echo(f"reconstruction MSE on {len(x)} test images: float {float_mse:.5f}, "
+               f"deployed fixed-point {deploy_mse:.5f} "
+               f"({100 * (deploy_mse - float_mse) / max(float_mse, 1e-12):+.2f}%)")
+
+
+@main.command()
+@click.argument("netfile", type=click.Path())
+@user_errors
+def inspect(netfile):
+    """Summarize a .net file: stages, layers, shapes, neurons, synapses, weight bits."""
+    from .export.inspect import summary
+    click.echo(summary(_load_net(netfile), netfile))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""Seconds per training step and peak memory, per model, at the MNIST paper config on CPU.
+
+Prints one JSON line per (model, batch size): median of >= 5 timed steps after warm-up,
+and the peak resident memory of a fresh process running that case.
+Usage: python bench/train_step.py [--models fsvae,esvae] [--batches 32,250] [--steps 5]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def one_case(model: str, batch: int, steps: int, threads: int) -> dict:
+    import torch
+    from neurovae.config import make_config
+    from neurovae.models import build_model
+    torch.set_num_threads(threads)
+    cfg = make_config("mnist", model, [f"batch_size={batch}"])
+    torch.manual_seed(0)
+    net = build_model(cfg)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    x = torch.randint(0, 256, (batch, cfg.channels, cfg.image_size, cfg.image_size),
+                      dtype=torch.uint8)
+    times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        out = net(x, seed=i, images=torch.arange(batch), ss_p=0.2,
+                  gen=torch.Generator().manual_seed(i))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        if i:   # the first step is warm-up
+            times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    return {"bench": "train_step", "model": model, "config": "mnist", "batch": batch,
+            "threads": threads, "steps": steps, "s_per_step": round(statistics.median(times), 3),
+            "peak_rss_gib": round(peak, 2), "hardware_steps": net.n_steps if hasattr(net, "n_steps") else None}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--models", default="fsvae,esvae")
+    ap.add_argument("--batches", default="32,250")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--case", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.case:
+        model, batch = a.case.split(":")
+        print(json.dumps(one_case(model, int(batch), a.steps, a.threads)), flush=True)
+        return
+    for model in a.models.split(","):
+        for batch in a.batches.split(","):
+            # a fresh process per case, so peak memory belongs to that case alone
+            subprocess.run([sys.executable, __file__, "--case", f"{model}:{batch}",
+                            "--steps", str(a.steps), "--threads", str(a.threads)], check=True)
+
+
+if __name__ == "__main__":
+    main()

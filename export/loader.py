@@ -1,0 +1,264 @@
+"""Read and validate a `.net` file into a DeployNet; every problem is a NetFormatError.
+
+Checks: HDF5 readable, format name and version, checksum, required groups and datasets,
+integer dtypes and Loihi 2 ranges, shapes chaining stage to stage, finite values.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from neurovae import prng
+from neurovae.deploy import DeployNet, Layer
+from neurovae.neuron import (BIAS_MAX, BIAS_MIN, VTH_MAX, WEIGHT_MAX, WEIGHT_MIN,
+                             NeuronParams)
+
+from .format import FORMAT_NAME, FORMAT_VERSION, NetFormatError
+from .writer import checksum
+
+
+def _fail(where: str, problem: str):
+    raise NetFormatError(f"{where}: {problem}")
+
+
+def _int(g, key, where, lo=None, hi=None) -> int:
+    if key not in g:
+        _fail(where, f"missing '{key}'")
+    v = np.asarray(g[key][()])
+    if v.dtype.kind not in "iub" or v.size != 1:
+        _fail(f"{where}/{key}", f"expected one integer, found {v.dtype} of shape {v.shape}")
+    v = int(v.reshape(-1)[0])
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        _fail(f"{where}/{key}", f"{v} outside [{lo}, {hi}]")
+    return v
+
+
+def _ints(g, key, where, shape=None, lo=None, hi=None) -> np.ndarray:
+    if key not in g or not isinstance(g[key], h5py.Dataset):
+        _fail(where, f"missing dataset '{key}'")
+    v = np.asarray(g[key][()])
+    if v.dtype.kind not in "iu":
+        _fail(f"{where}/{key}", f"expected integers, found {v.dtype}")
+    if shape is not None and tuple(v.shape) != tuple(shape):
+        _fail(f"{where}/{key}", f"shape {tuple(v.shape)}, expected {tuple(shape)}")
+    if v.size and ((lo is not None and v.min() < lo) or (hi is not None and v.max() > hi)):
+        _fail(f"{where}/{key}", f"values in [{v.min()}, {v.max()}] outside [{lo}, {hi}]")
+    return v.astype(np.int64)
+
+
+def _str(g, key, where) -> str:
+    if key not in g:
+        _fail(where, f"missing '{key}'")
+    v = g[key][()]
+    v = v.reshape(-1)[0] if isinstance(v, np.ndarray) and v.size == 1 else v
+    if isinstance(v, bytes):
+        return v.decode("ascii", "replace")
+    if isinstance(v, str):
+        return v
+    _fail(f"{where}/{key}", "expected a string")
+
+
+def _attr(g, key, where, kind=int):
+    if key not in g.attrs:
+        _fail(where, f"missing attribute '{key}'")
+    v = g.attrs[key]
+    if kind is int:
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            _fail(where, f"attribute '{key}' must be an integer, found {type(v).__name__}")
+        return int(v)
+    if kind is str:
+        if isinstance(v, bytes):
+            v = v.decode("ascii", "replace")
+        if not isinstance(v, str):
+            _fail(where, f"attribute '{key}' must be a string")
+        return v
+    return v
+
+
+def _neuron(g, where) -> NeuronParams:
+    if "neuron" not in g or not isinstance(g["neuron"], h5py.Group):
+        _fail(where, "missing group 'neuron'")
+    n, w = g["neuron"], f"{where}/neuron"
+    if _str(n, "type", w) != "CUBA":
+        _fail(w, "only CUBA neurons are supported")
+    return NeuronParams(_int(n, "iDecay", w, 0, 4096), _int(n, "vDecay", w, 0, 4096),
+                        _int(n, "vThMant", w, 0, VTH_MAX))
+
+
+def _conv_out(in_shape, w, stride, pad, transposed) -> tuple:
+    c, h, wd = in_shape
+    k = w.shape[2]
+    if transposed:
+        return (w.shape[1], (h - 1) * stride - 2 * pad + k, (wd - 1) * stride - 2 * pad + k)
+    return (w.shape[0], (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1)
+
+
+def _layer(g, where, in_shape, name_default) -> Layer:
+    kind = _str(g, "type", where)
+    out_shape = tuple(_ints(g, "shape", where, lo=1, hi=1 << 20))
+    bias = _ints(g, "bias", where, lo=BIAS_MIN, hi=BIAS_MAX) if "bias" in g else None
+    neuron = _neuron(g, where)
+    name = _attr(g, "name", where, str) if "name" in g.attrs else name_default
+    if kind == "input":
+        if "drive" not in g:
+            _fail(where, "input layer lacks its 'drive' group (the host-side first conv)")
+        d, wd = g["drive"], f"{where}/drive"
+        w = _ints(d, "weight", wd, lo=WEIGHT_MIN, hi=WEIGHT_MAX)
+        in_shape = tuple(_ints(d, "inShape", wd, shape=(3,), lo=1, hi=1 << 16))
+        stride = int(_ints(d, "stride", wd, (2,), 1, 8)[0])
+        pad = int(_ints(d, "padding", wd, (2,), 0, 8)[0])
+        kind_ = "input"
+    elif kind in ("conv", "convT"):
+        w = _ints(g, "weight", where, lo=WEIGHT_MIN, hi=WEIGHT_MAX)
+        if "inShape" in g:   # a flat population (dense output) viewed as (C, H, W)
+            stored = tuple(_ints(g, "inShape", where, (3,), 1, 1 << 16))
+            if int(np.prod(stored)) != int(np.prod(in_shape)):
+                _fail(f"{where}/inShape", f"{stored} does not match the previous layer's "
+                                          f"{int(np.prod(in_shape))} neurons")
+            in_shape = stored
+        stride = int(_ints(g, "stride", where, (2,), 1, 8)[0])
+        pad = int(_ints(g, "padding", where, (2,), 0, 8)[0])
+        kind_ = kind
+    elif kind == "dense":
+        w = _ints(g, "weight", where, lo=WEIGHT_MIN, hi=WEIGHT_MAX)
+        stride = pad = 0
+        kind_ = "dense"
+    else:
+        _fail(where, f"unsupported layer type '{kind}'")
+    if kind_ == "dense":
+        if w.ndim != 2 or w.shape != (int(np.prod(out_shape)), int(np.prod(in_shape))):
+            _fail(f"{where}/weight", f"shape {w.shape} does not connect {int(np.prod(in_shape))} "
+                                      f"inputs to {int(np.prod(out_shape))} neurons")
+    else:
+        if w.ndim != 4 or len(in_shape) != 3 or w.shape[2] != w.shape[3]:
+            _fail(f"{where}/weight", f"expected a 4-D square kernel over a (C, H, W) input, found "
+                                      f"weight {w.shape} and input {in_shape}")
+        c_in = w.shape[0] if kind_ == "convT" else w.shape[1]
+        if c_in != in_shape[0]:
+            _fail(f"{where}/weight", f"kernel takes {c_in} channels, input has {in_shape[0]}")
+        expect = _conv_out(in_shape, w, stride, pad, kind_ == "convT")
+        if tuple(out_shape) != expect:
+            _fail(f"{where}/shape", f"{tuple(out_shape)} but the kernel gives {expect}")
+    if bias is not None and bias.size not in (out_shape[0], int(np.prod(out_shape))):
+        _fail(f"{where}/bias", f"{bias.size} values for {out_shape} neurons")
+    return Layer(name, kind_, tuple(int(x) for x in in_shape), tuple(int(x) for x in out_shape),
+                 w, neuron, stride=stride, padding=pad, bias=bias)
+
+
+def _stage(f, stage: str, in_shape) -> list:
+    if stage not in f or not isinstance(f[stage], h5py.Group):
+        _fail(stage, "missing group")
+    g = f[stage]
+    if "layer" not in g:
+        _fail(stage, "missing 'layer' group")
+    lg = g["layer"]
+    keys = sorted(lg.keys(), key=lambda k: int(k) if k.isdigit() else -1)
+    if not keys or any(not k.isdigit() for k in keys) or [int(k) for k in keys] != list(range(len(keys))):
+        _fail(f"{stage}/layer", f"layers must be numbered 0..n-1, found {keys}")
+    layers, shape = [], tuple(in_shape)
+    for k in keys:
+        where = f"{stage}/layer/{k}"
+        if not isinstance(lg[k], h5py.Group):
+            _fail(where, "expected a group")
+        if _str(lg[k], "type", where) == "flatten":
+            shape = (int(np.prod(shape)),)
+            continue
+        layer = _layer(lg[k], where, shape, f"{stage}{k}")
+        if layer.kind != "input" and layer.n_in != int(np.prod(shape)):
+            _fail(where, f"takes {layer.n_in} inputs but the previous layer gives "
+                         f"{int(np.prod(shape))}")
+        if layer.kind == "input" and tuple(layer.in_shape) != tuple(in_shape):
+            _fail(where, f"drive takes images {layer.in_shape}, the file says {tuple(in_shape)}")
+        layers.append(layer)
+        shape = layer.out_shape
+    return layers
+
+
+def _read(f, path) -> DeployNet:
+    if f.attrs.get("format") in (f"{FORMAT_NAME}-stage", f"{FORMAT_NAME}-stage".encode()):
+        _fail("/", "this is a single-stage netx file (export --stage); pass the whole-model .net")
+    name = f.attrs.get("format")
+    name = name.decode() if isinstance(name, bytes) else name
+    if name != FORMAT_NAME:
+        _fail("/", f"not a neurovae network (format attribute {name!r}); a plain netx or other "
+                   f"HDF5 file cannot be deployed as a VAE. Export one with 'neurovae export'")
+    version = _attr(f, "format_version", "/")
+    if version > FORMAT_VERSION:
+        _fail("/", f"written by a newer neurovae (format version {version}); this version reads "
+                   f"up to {FORMAT_VERSION}. Upgrade neurovae")
+    if version < 1:
+        _fail("/", f"invalid format version {version}")
+    stored = _attr(f, "checksum", "/", str)
+    if stored != checksum(f):
+        _fail("/", "checksum mismatch: the file was modified or damaged after export; re-export it")
+    kind = _attr(f, "model_kind", "/", str)
+    if kind not in ("fsvae", "esvae"):
+        _fail("/", f"unknown model_kind {kind!r}")
+    if _attr(f, "prng_algorithm", "/", str) != prng.ALGORITHM:
+        _fail("/", f"PRNG {f.attrs['prng_algorithm']!r} is not this neurovae's {prng.ALGORITHM}")
+    T, C, k = (_attr(f, key, "/") for key in ("T", "latent", "k"))
+    S, seed = _attr(f, "n_steps", "/"), _attr(f, "prng_seed", "/")
+    img = tuple(int(x) for x in np.asarray(f.attrs.get("image_shape", [])).reshape(-1))
+    if len(img) != 3 or min(img) < 1 or not (0 < T <= 4096 and 0 < C <= 65536 and 0 < k <= 1024
+                                             and 0 < S <= 1 << 16):
+        _fail("/", f"implausible sizes: image_shape {img}, T {T}, latent {C}, k {k}, n_steps {S}")
+    enc = _stage(f, "encoder", img)
+    if enc[0].kind != "input" or enc[-1].out_shape != (C,):
+        _fail("encoder", f"must start with the input layer and end in {C} latent neurons")
+    net = DeployNet(kind=kind, image_shape=img, T=T, latent=C, k=k, n_steps=S, encoder=enc,
+                    decoder=[], readout=None, seed=seed)
+    try:
+        net.config = json.loads(_attr(f, "config_json", "/", str))
+    except json.JSONDecodeError:
+        _fail("/", "config_json is not valid JSON")
+    if "sampler" not in f:
+        _fail("sampler", "missing group")
+    sm = {key: (int(v) if isinstance(v, (int, np.integer)) else
+                v.decode() if isinstance(v, bytes) else v) for key, v in f["sampler"].attrs.items()}
+    if kind == "fsvae":
+        net.posterior = _stage(f, "posterior", (2 * C,))
+        net.prior = _stage(f, "prior", (C,))
+        for st, layers in (("posterior", net.posterior), ("prior", net.prior)):
+            if len(layers) != 3 or layers[-1].out_shape != (C * k,):
+                _fail(st, f"must be 3 dense layers ending in {C}*{k} candidates")
+        if sm.get("type") != "pick" or sm.get("k") != k:
+            _fail("sampler", f"an FSVAE sampler must be type 'pick' with k={k}")
+    else:
+        if sm.get("type") != "rate" or not all(isinstance(sm.get(x), int) for x in
+                                               ("window_start", "sample_start", "T")):
+            _fail("sampler", "an ESVAE sampler must be type 'rate' with window_start, "
+                             "sample_start and T")
+        if not (0 <= sm["window_start"] < sm["sample_start"] and sm["sample_start"] + T <= S):
+            _fail("sampler", "windows do not fit the clock")
+        if "prior" not in f:
+            _fail("prior", "missing group")
+        p = f["prior"]
+        net.prior_linear = {"weight": _ints(p, "weight", "prior", (C, C), -(1 << 30), 1 << 30),
+                            "bias": _ints(p, "bias", "prior", (C,), -(1 << 40), 1 << 40),
+                            "thresholds": _ints(p, "thresholds", "prior", (T,))}
+    net.sampler = sm
+    net.decoder = _stage(f, "decoder", (C,))
+    readout = _stage(f, "readout", net.decoder[-1].out_shape)
+    if len(readout) != 1 or readout[0].out_shape != img:
+        _fail("readout", f"must be one conv layer giving the image shape {img}")
+    net.readout = readout[0]
+    net.readout.kind = "readout"
+    return net
+
+
+def load(path) -> DeployNet:
+    """Load and validate a whole-model `.net` file."""
+    p = Path(path)
+    if not p.is_file():
+        raise NetFormatError(f"{p}: no such file; export one with 'neurovae export {p.name}'")
+    try:
+        with h5py.File(p, "r") as f:
+            return _read(f, p)
+    except NetFormatError as exc:
+        raise NetFormatError(f"{p}: {exc}") from None
+    except Exception as exc:   # h5py reports damage through many exception types
+        msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise NetFormatError(f"{p}: not a readable HDF5 .net file ({msg}); re-export it") from None

@@ -1,0 +1,151 @@
+"""Write a DeployNet to one HDF5 `.net` file (atomically), or one stage as a netx file.
+
+Each stage's layers follow lava-dl netx's layout (`layer/<i>/{type, shape, weight,
+neuron/*, ...}`), so netx reads every layer type it supports; the decoder's transposed
+convolutions use a documented type of our own (`convT`), lowered by loihi_runtime.
+A SHA-256 over every dataset and attribute lets the loader reject damaged files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import h5py
+import numpy as np
+
+from neurovae import prng
+from neurovae.deploy import DeployNet, Layer
+from neurovae.fileio import atomic_path
+
+from .format import FORMAT_NAME, FORMAT_VERSION, INPUT_ENCODING, READOUT_SCALING
+
+STR = h5py.string_dtype()
+
+
+def _str(group, name, value):
+    group.create_dataset(name, (1,), "S10", [value.encode("ascii")])
+
+
+def _neuron(g, layer: Layer):
+    p = layer.neuron
+    g.create_dataset("neuron/type", data="CUBA")
+    for key, val in (("iDecay", p.i_decay), ("vDecay", p.v_decay), ("vThMant", p.vth_mant),
+                     ("refDelay", 1)):
+        g.create_dataset(f"neuron/{key}", data=np.int64(val))
+    g.create_dataset("neuron/gradedSpike", data=False)
+
+
+def _layer(g, layer: Layer):
+    kind = "conv" if layer.kind == "readout" else layer.kind
+    g.attrs["name"] = layer.name
+    if kind == "input":
+        _str(g, "type", "input")
+        g.create_dataset("shape", data=np.array(layer.out_shape, np.int64))
+        d = g.create_group("drive")
+        d.create_dataset("weight", data=np.asarray(layer.weight, np.int16))
+        d.create_dataset("inShape", data=np.array(layer.in_shape, np.int64))
+        d.create_dataset("stride", data=np.array([layer.stride] * 2, np.int64))
+        d.create_dataset("padding", data=np.array([layer.padding] * 2, np.int64))
+    else:
+        _str(g, "type", kind)
+        g.create_dataset("shape", data=np.array(layer.out_shape, np.int64))
+        g.create_dataset("inShape", data=np.array(layer.in_shape, np.int64))
+        g.create_dataset("weight", data=np.asarray(layer.weight, np.int16))
+        if kind in ("conv", "convT"):
+            w = np.asarray(layer.weight)
+            g.create_dataset("inChannels", data=np.int64(layer.in_shape[0]))
+            g.create_dataset("outChannels", data=np.int64(layer.out_shape[0]))
+            g.create_dataset("kernelSize", data=np.array(w.shape[2:], np.int64))
+            g.create_dataset("stride", data=np.array([layer.stride] * 2, np.int64))
+            g.create_dataset("padding", data=np.array([layer.padding] * 2, np.int64))
+            g.create_dataset("dilation", data=np.array([1, 1], np.int64))
+            g.create_dataset("groups", data=np.int64(1))
+    if layer.bias is not None:
+        g.create_dataset("bias", data=np.asarray(layer.bias, np.int16))
+    _neuron(g, layer)
+
+
+def _stage(f, name: str, layers: list, flatten_before_dense: bool = False, **attrs):
+    g = f.create_group(name)
+    for k, v in attrs.items():
+        g.attrs[k] = v
+    i = 0
+    for layer in layers:
+        if flatten_before_dense and layer.kind == "dense":
+            lg = g.create_group(f"layer/{i}")
+            _str(lg, "type", "flatten")
+            lg.create_dataset("shape", data=np.array(layers[i - 1].out_shape, np.int64))
+            i += 1
+        _layer(g.create_group(f"layer/{i}"), layer)
+        i += 1
+    return g
+
+
+def checksum(f: h5py.File) -> str:
+    """SHA-256 over every dataset's bytes and every attribute, in sorted order."""
+    h = hashlib.sha256()
+
+    def visit(name, obj):
+        h.update(name.encode())
+        for k in sorted(obj.attrs):
+            if k != "checksum":
+                h.update(k.encode() + repr(obj.attrs[k]).encode())
+        if isinstance(obj, h5py.Dataset):
+            data = obj[()]
+            h.update(repr(getattr(data, "dtype", type(data))).encode())
+            h.update(np.asarray(data).tobytes() if not isinstance(data, bytes) else data)
+    for k in sorted(f.attrs):
+        if k != "checksum":
+            h.update(k.encode() + repr(f.attrs[k]).encode())
+    f.visititems(visit)
+    return h.hexdigest()
+
+
+def write(net: DeployNet, path) -> None:
+    """Write the whole deployable VAE to `path` (temp name, then rename)."""
+    with atomic_path(path, ".net") as tmp:
+        with h5py.File(tmp, "w") as f:
+            a = f.attrs
+            a["format"], a["format_version"] = FORMAT_NAME, FORMAT_VERSION
+            a["model_kind"], a["T"], a["latent"], a["k"] = net.kind, net.T, net.latent, net.k
+            a["image_shape"] = np.array(net.image_shape, np.int64)
+            a["n_steps"] = net.n_steps
+            a["prng_algorithm"], a["prng_seed"] = prng.ALGORITHM, net.seed
+            a["input_encoding"], a["readout_scaling"] = INPUT_ENCODING, READOUT_SCALING
+            a["readout_leak"] = net.readout.neuron.v_decay / 4096
+            a["config_json"] = json.dumps(net.config)
+            _stage(f, "encoder", net.encoder, flatten_before_dense=True,
+                   description="input layer (host drive) -> stride-2 convs -> dense")
+            _stage(f, "posterior", net.posterior,
+                   inputs="layer/0 takes concat(encoder output, sampler z), latency 1 each")
+            if net.kind == "fsvae":
+                _stage(f, "prior", net.prior, inputs="layer/0 takes sampler z, latency 1")
+            else:
+                g = f.create_group("prior")
+                g.attrs["type"] = "linear_sigmoid_rate"
+                g.attrs["eps"] = "irwin-hall-4: sum of 4 (draw >> 16) - 131072, step 4*j"
+                for key in ("weight", "bias", "thresholds"):
+                    g.create_dataset(key, data=np.asarray(net.prior_linear[key], np.int64))
+            s = f.create_group("sampler")
+            for k, v in net.sampler.items():
+                s.attrs[k] = v
+            _stage(f, "decoder", net.decoder, description="dense -> stride-2 convT blocks")
+            _stage(f, "readout", [net.readout],
+                   description="3x3 conv into non-firing LIF integrators; bias per channel")
+            f.attrs["checksum"] = checksum(f)
+
+
+def write_stage(net: DeployNet, stage: str, path) -> None:
+    """Write one stage as a standalone netx network (layers at the root)."""
+    layers = net.stages().get(stage)
+    if not layers:
+        from .format import NetFormatError
+        raise NetFormatError(f"stage '{stage}' has no layers in a {net.kind} model; stages: "
+                             + ", ".join(k for k, v in net.stages().items() if v))
+    with atomic_path(path, ".net") as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = f"{FORMAT_NAME}-stage"
+            f.attrs["stage"] = stage
+            _stage(f, "tmp", layers, flatten_before_dense=(stage == "encoder"))
+            f.move("tmp/layer", "layer")
+            del f["tmp"]
