@@ -32,7 +32,7 @@ States are in lava-dl's float units (hardware units / 4096):
   - w_in = tau_syn and r = tau_mem. NIR's Euler step adds w_in * x / tau_syn to the
     current and r * I / tau_mem to the voltage; Loihi adds the synaptic input and the
     current with gain 1, so these are the values that make the gains 1 (the convention
-    NIR's Lava and SpikingJelly importers require: r = tau_mem/dt, w_in = tau_syn/dt).
+    NIR's Lava-dl and SpikingJelly converters check: r = tau_mem/dt, w_in = tau_syn/dt).
   - v_threshold = vth_mant / 64 (spike when v > threshold, as on Loihi), v_reset = 0.
   - bias (mantissa b, adds b/64 to v every step): with full current decay
     (i_decay = 4096, the configs' default) the current is exactly this step's input, so
@@ -57,8 +57,8 @@ sums a node's incoming edges) -> ``posterior`` -> Output ``posterior_candidates`
 and ``readout_spikes`` the last transposed convolution's spikes: both are produced by
 parts NIR cannot express, so they enter as graph inputs, and the FSVAE feedback loop
 (candidates -> sampler -> z -> layer 1) is cut at the sampler. Each stage subgraph has a
-single Input ``input`` and Output ``output`` (nir 1.0 cannot nest a subgraph with two
-inputs). The top-level metadata carries the model facts, this mapping and the skipped list.
+single Input ``input`` and Output ``output`` (nir 1.0.8 cannot nest a subgraph with
+two inputs). The top-level metadata carries the model facts, this mapping and the skipped list.
 """
 from __future__ import annotations
 
@@ -205,13 +205,13 @@ def _skipped(net: DeployNet) -> list[str]:
             c_in, c_out = layer.in_shape[0], layer.out_shape[0]
             k = "x".join(str(s) for s in np.asarray(layer.weight).shape[2:])
             out.append(
-                f"decoder/{layer.name}: transposed convolution {c_in}->{c_out} channels, "
-                f"kernel {k}, stride {layer.stride}, padding {layer.padding}, and its CUBA "
-                f"LIF population; NIR 1.0 has no transposed convolution, and the exact "
-                f"lowering to an Affine would be a dense {layer.n_out}x{layer.n_in} "
-                f"matrix with no Unflatten in NIR 1.0 to return to (C, H, W), so it is not "
-                f"lowered (the decoder graph ends at the dense layer's spikes, the readout "
-                f"graph starts from the last convT's spikes)")
+                f"decoder/{layer.name}: transposed convolution {c_in}->{c_out} channels "
+                f"(kernel {k}, stride {layer.stride}, padding {layer.padding}) and its CUBA "
+                f"LIF population; NIR 1.0 has no transposed convolution, and an exact "
+                f"Affine lowering would be a dense {layer.n_out}x{layer.n_in} matrix with "
+                f"no Unflatten back to (C, H, W), so it is left out (the decoder graph ends "
+                f"at the dense layer's spikes, the readout graph starts from the last "
+                f"convT's spikes)")
     if net.kind == "fsvae":
         out.append(
             f"sampler: FSVAE k-candidate pick (k={net.k}) picks one of k candidate spikes "
@@ -271,9 +271,12 @@ def to_nir(net: DeployNet) -> tuple[dict[str, "nir.NIRGraph"], list[str]]:
             stages[name] = _chain(nir, layers, layers[0].in_shape, {
                 "stage": name, "input": f"{what} (z: the sampler's latent spikes)",
                 "output": f"latent x k candidate spikes (k={net.k}) for the sampler"})
-    dense = [l for l in net.decoder if l.kind == "dense"]
-    if not dense or net.decoder[0].kind != "dense":
+    if not net.decoder or net.decoder[0].kind != "dense":
         raise NetFormatError("decoder: the first layer must be dense")
+    for layer in net.decoder[1:]:
+        if layer.kind != "convT":
+            raise NetFormatError(f"decoder/{layer.name}: expected a transposed "
+                                 f"convolution after the dense layer, found '{layer.kind}'")
     stages["decoder"] = _chain(nir, net.decoder[:1], net.decoder[0].in_shape, {
         "stage": "decoder", "input": "z: the sampler's latent spikes",
         "output": "spikes of the decoder's dense layer (input of the first convT)"})
@@ -281,13 +284,7 @@ def to_nir(net: DeployNet) -> tuple[dict[str, "nir.NIRGraph"], list[str]]:
         "stage": "readout", "input": "spikes of the last transposed convolution",
         "output": "integrator voltage v in float units; image = tanh(v) after the "
                   "last step"}, integrator_last=True)
-    skipped = _skipped(net)
-    for layer in net.decoder[1:]:
-        if layer.kind != "convT" or not any(s.startswith(f"decoder/{layer.name}:")
-                                            for s in skipped):
-            raise NetFormatError(f"decoder/{layer.name}: unexpected layer kind "
-                                 f"'{layer.kind}' after the dense layer")
-    return stages, skipped
+    return stages, _skipped(net)
 
 
 def _embed(nir, n_total: int, start: int, n: int):
@@ -346,13 +343,16 @@ def write_nir(net: DeployNet, path) -> list[str]:
     subgraphs of one top-level graph (see the module docstring for its layout); returns
     the list of skipped parts with reasons (also stored in the graph's metadata).
 
-    The file appears complete or not at all (temporary name, then rename); missing parent
-    folders are created. A destination that cannot be written raises NirExportError and
-    leaves no file behind.
+    The file appears complete or not at all (temporary name in the same folder, then
+    rename). A missing folder, or one that cannot be written, raises NirExportError and
+    leaves no file behind (an existing file at `path` stays as it was).
     """
     nir = _nir()
     graph, skipped = to_nir_graph(net)
     path = Path(path)
+    if not path.parent.is_dir():
+        raise NirExportError(f"cannot write NIR file {os.fspath(path)}: folder "
+                             f"{os.fspath(path.parent)} does not exist")
     try:
         with atomic_path(path, NIR_SUFFIX) as tmp:
             nir.write(tmp, graph)

@@ -111,7 +111,10 @@ def train(cfg: Config, out_dir, resume: bool = False, progress: bool = True,
     flip = data.wants_flip(cfg.dataset)
     net = dist.wrap(model)
     if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrainingError(f"cannot create run folder {out}: {exc.strerror}") from None
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     n_batches = n_train // cfg.batch_size
     if n_batches == 0:

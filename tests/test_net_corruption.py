@@ -77,8 +77,8 @@ def _array(a):
 
 def _layer(layer: deploy.Layer) -> tuple:
     n = layer.neuron
-    return (layer.name, layer.kind, tuple(layer.in_shape), tuple(layer.out_shape),
-            int(layer.stride), int(layer.padding),
+    geometry = None if layer.kind == "dense" else (int(layer.stride), int(layer.padding))
+    return (layer.name, layer.kind, tuple(layer.in_shape), tuple(layer.out_shape), geometry,
             _array(np.asarray(layer.weight, np.int64)),
             _array(None if layer.bias is None else np.asarray(layer.bias, np.int64)),
             (int(n.i_decay), int(n.v_decay), int(n.vth_mant)))

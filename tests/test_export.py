@@ -1,0 +1,130 @@
+"""Export: the .net file round-trips, netx runs its encoder stage exactly, the CLI reports."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from neurovae import data, deploy
+from neurovae.emulator import Emulator, input_drive
+from neurovae.export import NetFormatError, load, write, write_stage
+from neurovae.models import build_model
+from neurovae.train import train
+
+from conftest import TINY
+
+CLI = [sys.executable, "-m", "neurovae.cli"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from neurovae.config import make_config
+    root = tmp_path_factory.mktemp("proj")
+    train(make_config("mnist-small", "fsvae", TINY), root / "runs" / "tiny", progress=False,
+          max_batches=2)
+    return root
+
+
+def _test_images(n):
+    return data.load_images("mnist", "test").tensor(torch.arange(n))
+
+
+def test_round_trip_gives_identical_outputs(tmp_path, tiny_cfg):
+    for kind in ("fsvae", "esvae"):
+        torch.manual_seed(1)
+        net = deploy.from_model(build_model(tiny_cfg(kind)).eval(), seed=7)
+        write(net, tmp_path / f"{kind}.net")
+        back = load(tmp_path / f"{kind}.net")
+        assert back.kind == kind and back.seed == 7 and back.n_steps == net.n_steps
+        x = _test_images(3)
+        a, _ = Emulator(net).run(x, 3, 5)
+        b, _ = Emulator(back).run(x, 3, 5)
+        g1, _ = Emulator(net).run(None, 3, 5)
+        g2, _ = Emulator(back).run(None, 3, 5)
+        assert torch.equal(a, b) and torch.equal(g1, g2)
+
+
+def test_deploy_mode_equals_float_model_spike_for_spike(tiny_cfg):
+    for kind in ("fsvae", "esvae"):
+        torch.manual_seed(2)
+        model = build_model(tiny_cfg(kind)).eval()
+        x = _test_images(4)
+        img, rec = Emulator(deploy.from_model(model)).run(x, 4, 9, record=True)
+        with torch.no_grad():
+            if kind == "fsvae":
+                _, z = model.encode(x, 9, torch.arange(4))
+            else:
+                z = model.spike_train(model.posterior_rate(x), 9, torch.arange(4))
+            ref = model.reconstruct(x, seed=9)
+        assert z.sum() > 0 and torch.equal(rec["sampler/z"].float(), z)
+        assert torch.allclose(img.float(), ref, atol=1e-6)
+
+
+def test_netx_runs_the_exported_encoder_exactly(tmp_path, tiny_cfg):
+    from lava.lib.dl import netx
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    torch.manual_seed(3)
+    net = deploy.from_model(build_model(tiny_cfg("fsvae")).eval())
+    write_stage(net, "encoder", tmp_path / "enc.net")
+    x = _test_images(1)
+    _, rec = Emulator(net).run(x, 1, 0, record=True)
+    S = net.n_steps
+    c, h, w = net.encoder[0].out_shape
+    drive = input_drive(net.encoder[0], x)[0].numpy().reshape(c, h, w).transpose(2, 1, 0)
+    series = np.repeat(drive[..., None], S, axis=-1)
+    series[..., 0] = 0    # image start: inputs are ignored at step 0
+    enc = netx.hdf5.Network(net_config=str(tmp_path / "enc.net"))
+    src, sink = Source(data=series.astype(np.int32)), Sink(shape=enc.out.shape, buffer=S)
+    src.s_out.connect(enc.layers[0].neuron.a_in)   # netx's Input block leaves inp unwired
+    enc.out.connect(sink.a_in)
+    enc.run(condition=RunSteps(num_steps=S),
+            run_cfg=Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True))
+    try:
+        lava_spikes = sink.data.get()
+    finally:
+        enc.stop()
+    ours = rec["encoder/dense"][0].numpy()
+    assert ours.sum() > 0 and np.array_equal(lava_spikes, ours)
+
+
+def test_export_cli_latest_run_inspect_and_errors(trained_run):
+    env_cwd = trained_run
+    res = subprocess.run(CLI + ["export", "model.net"], cwd=env_cwd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "runs/tiny" in res.stdout and "float" in res.stdout and "deployed" in res.stdout
+    f, d = [float(t.strip(",")) for t in res.stdout.split() if t.strip(",").replace(".", "").isdigit()
+            and "." in t][-2:]
+    assert f == d   # deploy mode is exact: quantization costs nothing beyond training's
+    out = subprocess.run(CLI + ["inspect", "model.net"], cwd=env_cwd, capture_output=True,
+                         text=True)
+    assert out.returncode == 0 and "encoder" in out.stdout and "total:" in out.stdout
+    stage = subprocess.run(CLI + ["export", "enc.net", "--stage", "encoder"], cwd=env_cwd,
+                           capture_output=True, text=True)
+    assert stage.returncode == 0
+    bad = subprocess.run(CLI + ["inspect", "enc.net"], cwd=env_cwd, capture_output=True, text=True)
+    assert bad.returncode == 2 and "single-stage" in bad.stderr and "Traceback" not in bad.stderr
+    missing = subprocess.run(CLI + ["export", "nodir/model.net"], cwd=env_cwd, capture_output=True,
+                             text=True)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert not (env_cwd / "nodir").exists()
+
+
+def test_export_refuses_ann_and_leaves_no_file(tmp_path, tiny_cfg):
+    train(tiny_cfg("ann-vae"), tmp_path / "ann", progress=False, max_batches=1)
+    res = subprocess.run(CLI + ["export", str(tmp_path / "m.net"), "--from", str(tmp_path / "ann")],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "spiking" in res.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["ann"]
+
+
+def test_loader_rejects_foreign_hdf5(tmp_path):
+    import h5py
+    with h5py.File(tmp_path / "plain.net", "w") as f:
+        f.create_dataset("layer/0/weight", data=np.zeros((2, 2)))
+    with pytest.raises(NetFormatError, match="not a neurovae network"):
+        load(tmp_path / "plain.net")

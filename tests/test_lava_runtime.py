@@ -1,0 +1,96 @@
+"""The Lava graph reproduces the torch deploy mode spike for spike, and cleans up after itself."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from neurovae import data, deploy
+from neurovae.export import load, write
+from neurovae.loihi_runtime import run
+from neurovae.models import build_model
+
+CLI = [sys.executable, "-m", "neurovae.cli"]
+
+
+def _children() -> int:
+    """Live child processes of this process (Lava forks one per process model).
+
+    Python's multiprocessing resource tracker is not counted: one per interpreter, started
+    by the first shared-memory use, it lives until the interpreter exits.
+    """
+    me, n = str(os.getpid()), 0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{pid}/cmdline") as f:
+                    tracker = "resource_tracker" in f.read()
+                n += fields[1] == me and fields[0] != "Z" and not tracker
+            except OSError:
+                pass
+    return n
+
+
+@pytest.fixture(scope="module")
+def nets(tmp_path_factory):
+    from neurovae.config import make_config
+    from conftest import TINY
+    root = tmp_path_factory.mktemp("nets")
+    out = {}
+    for kind in ("fsvae", "esvae"):
+        torch.manual_seed(11)
+        write(deploy.from_model(build_model(make_config("mnist-small", kind, TINY)).eval(),
+                                seed=5), root / f"{kind}.net")
+        out[kind] = root / f"{kind}.net"
+    return out
+
+
+@pytest.mark.parametrize("kind", ["fsvae", "esvae"])
+@pytest.mark.parametrize("mode", ["reconstruct", "generate"])
+def test_lava_sim_matches_torch_spike_for_spike(nets, kind, mode):
+    net = load(nets[kind])
+    x = data.load_images("mnist", "test").tensor(torch.arange(3)) if mode == "reconstruct" else None
+    ref, rec_ref = run(net, "torch", x_bytes=x, n=3, seed=21, record=True)
+    got, rec_got = run(net, "lava-sim", x_bytes=x, n=3, seed=21, record=True)
+    assert set(rec_ref) == set(rec_got)
+    assert sum(int(v.sum()) for v in rec_ref.values()) > 100   # real activity was compared
+    assert rec_ref["sampler/z"].sum() > 0
+    for name in rec_ref:
+        assert np.array_equal(rec_ref[name], rec_got[name]), name
+    assert torch.equal(ref, got)
+    assert _children() == 0
+
+
+def test_bad_input_shape_is_a_clear_error_and_leaves_no_children(nets):
+    from neurovae.errors import NeurovaeError
+    net = load(nets["fsvae"])
+    with pytest.raises(NeurovaeError, match="do not fit"):
+        run(net, "lava-sim", x_bytes=torch.zeros(2, 1, 32, 32, dtype=torch.uint8), seed=0)
+    assert _children() == 0
+
+
+def test_cli_generate_verify_and_hardware_backend(nets, tmp_path):
+    res = subprocess.run(CLI + ["generate", str(nets["esvae"]), "-n", "4", "--seed", "3",
+                                "-o", str(tmp_path / "s.png"), "--npy", str(tmp_path / "s.npy")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    arr = np.load(tmp_path / "s.npy")
+    assert arr.shape == (4, 1, 28, 28) and (tmp_path / "s.png").stat().st_size > 0
+    again = subprocess.run(CLI + ["generate", str(nets["esvae"]), "-n", "4", "--seed", "3",
+                                  "--backend", "torch", "-o", str(tmp_path / "t.png"), "--npy",
+                                  str(tmp_path / "t.npy")], capture_output=True, text=True)
+    assert again.returncode == 0 and np.array_equal(arr, np.load(tmp_path / "t.npy"))
+    ver = subprocess.run(CLI + ["verify", str(nets["fsvae"]), "-n", "2"], capture_output=True,
+                         text=True)
+    assert ver.returncode == 0 and "0 mismatched" in ver.stdout and "OK" in ver.stdout
+    hw = subprocess.run(CLI + ["generate", str(nets["fsvae"]), "--backend", "loihi2", "-o",
+                               str(tmp_path / "hw.png")], capture_output=True, text=True)
+    assert hw.returncode == 2 and "Loihi extension" in hw.stderr
+    assert not (tmp_path / "hw.png").exists()
+    rec = subprocess.run(CLI + ["reconstruct", str(nets["fsvae"]), "-n", "3", "-o",
+                                str(tmp_path / "r.png")], capture_output=True, text=True)
+    assert rec.returncode == 0 and "MSE" in rec.stdout
