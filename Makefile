@@ -21,9 +21,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
+NV := $(VENV)/bin/neurovae
+
 demo: $(STAMP)
-	$(VENV)/bin/neurovae train --model fsvae --config mnist-small --out $(RUN) --seed 0 $(if $(wildcard $(RUN)/checkpoint.pt),--resume,)
-	@echo "demo outputs: $(RUN)/samples.png $(RUN)/reconstructions.png $(RUN)/loss.png"
+	$(NV) train --model fsvae --config mnist-small --out $(RUN) --seed 0 $(if $(wildcard $(RUN)/checkpoint.pt),--resume,)
+	$(NV) export model.net --from $(RUN)
+	$(NV) inspect model.net
+	$(NV) generate model.net -n 16 --backend lava-sim -o samples_lava.png
+	$(NV) verify model.net -n 2
+	@echo "demo outputs: $(RUN)/samples.png $(RUN)/reconstructions.png $(RUN)/loss.png model.net samples_lava.png"
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -6,14 +6,31 @@ import numpy as np
 from neurovae.deploy import DeployNet, Layer
 
 
+def _valid(n_src: int, n_dst: int, stride: int, pad: int, k: int, transposed: bool) -> np.ndarray:
+    """Per kernel offset, how many (source, destination) positions along one axis it joins."""
+    counts = np.zeros(k, np.int64)
+    for off in range(k):
+        if transposed:
+            dst = np.arange(n_src) * stride - pad + off
+        else:
+            dst = np.arange(n_dst) * stride - pad + off   # the source row each output reads
+        lim = n_dst if transposed else n_src
+        counts[off] = int(((dst >= 0) & (dst < lim)).sum())
+    return counts
+
+
 def synapses(layer: Layer) -> int:
-    """Number of synaptic connections (nonzero weights times the positions they serve)."""
+    """Exact number of synapses: nonzero entries of the layer's unrolled connection matrix."""
     w = np.asarray(layer.weight)
     if layer.kind == "dense":
         return int(np.count_nonzero(w))
-    if layer.kind == "convT":   # every input neuron spreads its kernel over the output
-        return int(np.count_nonzero(w)) * int(np.prod(layer.in_shape[1:]))
-    return int(np.count_nonzero(w)) * int(np.prod(layer.out_shape[1:]))
+    k, tr = w.shape[2], layer.kind == "convT"
+    _, h, wd = layer.in_shape
+    _, ho, wo = layer.out_shape
+    rows = _valid(h, ho, layer.stride, layer.padding, k, tr)
+    cols = _valid(wd, wo, layer.stride, layer.padding, k, tr)
+    nnz = (w != 0).sum(axis=(0, 1))              # per (ky, kx)
+    return int((nnz * rows[:, None] * cols[None, :]).sum())
 
 
 def weight_bits(layer: Layer) -> int:

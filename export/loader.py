@@ -25,8 +25,8 @@ def _fail(where: str, problem: str):
 
 
 def _int(g, key, where, lo=None, hi=None) -> int:
-    if key not in g:
-        _fail(where, f"missing '{key}'")
+    if key not in g or not isinstance(g[key], h5py.Dataset):
+        _fail(where, f"missing dataset '{key}'")
     v = np.asarray(g[key][()])
     if v.dtype.kind not in "iub" or v.size != 1:
         _fail(f"{where}/{key}", f"expected one integer, found {v.dtype} of shape {v.shape}")
@@ -49,9 +49,25 @@ def _ints(g, key, where, shape=None, lo=None, hi=None) -> np.ndarray:
     return v.astype(np.int64)
 
 
+def _weights(g, key, where) -> np.ndarray:
+    """Weights on lava-dl's grid: even integers in [-256, 254] (Lava keeps them exactly)."""
+    w = _ints(g, key, where, lo=WEIGHT_MIN, hi=WEIGHT_MAX)
+    if w.size and (w % 2).any():
+        _fail(f"{where}/{key}", "odd weights: lava-dl's 8-bit rule gives even integers, and "
+                                "Lava drops the lowest bit of mixed-sign weights")
+    return w
+
+
+def _pair(g, key, where, lo, hi) -> int:
+    v = _ints(g, key, where, (2,), lo, hi)
+    if v[0] != v[1]:
+        _fail(f"{where}/{key}", f"{list(v)}: only equal values along both axes are supported")
+    return int(v[0])
+
+
 def _str(g, key, where) -> str:
-    if key not in g:
-        _fail(where, f"missing '{key}'")
+    if key not in g or not isinstance(g[key], h5py.Dataset):
+        _fail(where, f"missing dataset '{key}'")
     v = g[key][()]
     v = v.reshape(-1)[0] if isinstance(v, np.ndarray) and v.size == 1 else v
     if isinstance(v, bytes):
@@ -84,7 +100,8 @@ def _neuron(g, where) -> NeuronParams:
     n, w = g["neuron"], f"{where}/neuron"
     if _str(n, "type", w) != "CUBA":
         _fail(w, "only CUBA neurons are supported")
-    return NeuronParams(_int(n, "iDecay", w, 0, 4096), _int(n, "vDecay", w, 0, 4096),
+    # Loihi's du register holds iDecay - 1 (12 bits) and dv holds vDecay (12 bits)
+    return NeuronParams(_int(n, "iDecay", w, 1, 4096), _int(n, "vDecay", w, 0, 4095),
                         _int(n, "vThMant", w, 0, VTH_MAX))
 
 
@@ -106,24 +123,30 @@ def _layer(g, where, in_shape, name_default) -> Layer:
         if "drive" not in g:
             _fail(where, "input layer lacks its 'drive' group (the host-side first conv)")
         d, wd = g["drive"], f"{where}/drive"
-        w = _ints(d, "weight", wd, lo=WEIGHT_MIN, hi=WEIGHT_MAX)
+        w = _weights(d, "weight", wd)
         in_shape = tuple(_ints(d, "inShape", wd, shape=(3,), lo=1, hi=1 << 16))
-        stride = int(_ints(d, "stride", wd, (2,), 1, 8)[0])
-        pad = int(_ints(d, "padding", wd, (2,), 0, 8)[0])
+        stride, pad = _pair(d, "stride", wd, 1, 8), _pair(d, "padding", wd, 0, 8)
         kind_ = "input"
     elif kind in ("conv", "convT"):
-        w = _ints(g, "weight", where, lo=WEIGHT_MIN, hi=WEIGHT_MAX)
+        w = _weights(g, "weight", where)
         if "inShape" in g:   # a flat population (dense output) viewed as (C, H, W)
             stored = tuple(_ints(g, "inShape", where, (3,), 1, 1 << 16))
             if int(np.prod(stored)) != int(np.prod(in_shape)):
                 _fail(f"{where}/inShape", f"{stored} does not match the previous layer's "
                                           f"{int(np.prod(in_shape))} neurons")
             in_shape = stored
-        stride = int(_ints(g, "stride", where, (2,), 1, 8)[0])
-        pad = int(_ints(g, "padding", where, (2,), 0, 8)[0])
+        stride, pad = _pair(g, "stride", where, 1, 8), _pair(g, "padding", where, 0, 8)
+        if _pair(g, "dilation", where, 1, 1) != 1 or _int(g, "groups", where, 1, 1) != 1:
+            _fail(where, "only dilation 1 and groups 1 are supported")
+        if w.ndim == 4 and tuple(_ints(g, "kernelSize", where, (2,))) != tuple(w.shape[2:]):
+            _fail(f"{where}/kernelSize", f"does not match the weight's kernel {w.shape[2:]}")
+        ins, outs = (w.shape[0], w.shape[1]) if kind == "convT" else (w.shape[1], w.shape[0])
+        if w.ndim == 4 and (_int(g, "inChannels", where) != ins
+                            or _int(g, "outChannels", where) != outs):
+            _fail(where, "inChannels/outChannels do not match the weight")
         kind_ = kind
     elif kind == "dense":
-        w = _ints(g, "weight", where, lo=WEIGHT_MIN, hi=WEIGHT_MAX)
+        w = _weights(g, "weight", where)
         stride = pad = 0
         kind_ = "dense"
     else:
@@ -177,7 +200,28 @@ def _stage(f, stage: str, in_shape) -> list:
     return layers
 
 
+def _prescan(f) -> None:
+    """Refuse variable-length data before reading any value: this format never writes it,
+    and HDF5 can hang reading a damaged variable-length heap."""
+    def check(name, obj):
+        for k in obj.attrs.keys():
+            if obj.attrs.get_id(k).dtype.kind == "O":
+                _fail(name or "/", f"attribute '{k}' has a variable-length type, which this "
+                                   f"format never writes")
+        if isinstance(obj, h5py.Dataset) and obj.dtype.kind == "O":
+            _fail(name, "variable-length dataset, which this format never writes")
+    f.visititems(check)
+
+
 def _read(f, path) -> DeployNet:
+    for k in f.attrs.keys():
+        if f.attrs.get_id(k).dtype.kind == "O":
+            if k == "format":
+                _fail("/", "not a neurovae network (its format attribute is a variable-length "
+                           "string, which neurovae never writes); "
+                           "a plain netx or other HDF5 file cannot be deployed as a VAE")
+            _fail("/", f"attribute '{k}' has a variable-length type, which this format never "
+                       f"writes")
     if f.attrs.get("format") in (f"{FORMAT_NAME}-stage", f"{FORMAT_NAME}-stage".encode()):
         _fail("/", "this is a single-stage netx file (export --stage); pass the whole-model .net")
     name = f.attrs.get("format")
@@ -191,6 +235,7 @@ def _read(f, path) -> DeployNet:
                    f"up to {FORMAT_VERSION}. Upgrade neurovae")
     if version < 1:
         _fail("/", f"invalid format version {version}")
+    _prescan(f)
     stored = _attr(f, "checksum", "/", str)
     if stored != checksum(f):
         _fail("/", "checksum mismatch: the file was modified or damaged after export; re-export it")
@@ -201,10 +246,16 @@ def _read(f, path) -> DeployNet:
         _fail("/", f"PRNG {f.attrs['prng_algorithm']!r} is not this neurovae's {prng.ALGORITHM}")
     T, C, k = (_attr(f, key, "/") for key in ("T", "latent", "k"))
     S, seed = _attr(f, "n_steps", "/"), _attr(f, "prng_seed", "/")
-    img = tuple(int(x) for x in np.asarray(f.attrs.get("image_shape", [])).reshape(-1))
+    img_raw = np.asarray(f.attrs.get("image_shape", []))
+    if img_raw.dtype.kind not in "iu":
+        _fail("/", f"image_shape must be integers, found {img_raw.dtype}")
+    img = tuple(int(x) for x in img_raw.reshape(-1))
     if len(img) != 3 or min(img) < 1 or not (0 < T <= 4096 and 0 < C <= 65536 and 0 < k <= 1024
                                              and 0 < S <= 1 << 16):
         _fail("/", f"implausible sizes: image_shape {img}, T {T}, latent {C}, k {k}, n_steps {S}")
+    leak = f.attrs.get("readout_leak")
+    if not isinstance(leak, (float, np.floating)) or not np.isfinite(leak) or not 0 <= leak <= 1:
+        _fail("/", f"readout_leak {leak!r} must be a finite fraction")
     enc = _stage(f, "encoder", img)
     if enc[0].kind != "input" or enc[-1].out_shape != (C,):
         _fail("encoder", f"must start with the input layer and end in {C} latent neurons")
@@ -231,6 +282,8 @@ def _read(f, path) -> DeployNet:
                                                ("window_start", "sample_start", "T")):
             _fail("sampler", "an ESVAE sampler must be type 'rate' with window_start, "
                              "sample_start and T")
+        if sm["T"] != T:
+            _fail("sampler", f"T {sm['T']} differs from the model's T {T}")
         if not (0 <= sm["window_start"] < sm["sample_start"] and sm["sample_start"] + T <= S):
             _fail("sampler", "windows do not fit the clock")
         if "prior" not in f:
@@ -252,6 +305,8 @@ def _read(f, path) -> DeployNet:
 def load(path) -> DeployNet:
     """Load and validate a whole-model `.net` file."""
     p = Path(path)
+    if p.is_dir():
+        raise NetFormatError(f"{p} is a folder; pass a .net file")
     if not p.is_file():
         raise NetFormatError(f"{p}: no such file; export one with 'neurovae export {p.name}'")
     try:

@@ -28,7 +28,7 @@ def _str(group, name, value):
 
 def _neuron(g, layer: Layer):
     p = layer.neuron
-    g.create_dataset("neuron/type", data="CUBA")
+    _str(g, "neuron/type", "CUBA")
     for key, val in (("iDecay", p.i_decay), ("vDecay", p.v_decay), ("vThMant", p.vth_mant),
                      ("refDelay", 1)):
         g.create_dataset(f"neuron/{key}", data=np.int64(val))
@@ -37,7 +37,7 @@ def _neuron(g, layer: Layer):
 
 def _layer(g, layer: Layer):
     kind = "conv" if layer.kind == "readout" else layer.kind
-    g.attrs["name"] = layer.name
+    g.attrs["name"] = np.bytes_(layer.name)
     if kind == "input":
         _str(g, "type", "input")
         g.create_dataset("shape", data=np.array(layer.out_shape, np.int64))
@@ -68,7 +68,7 @@ def _layer(g, layer: Layer):
 def _stage(f, name: str, layers: list, flatten_before_dense: bool = False, **attrs):
     g = f.create_group(name)
     for k, v in attrs.items():
-        g.attrs[k] = v
+        g.attrs[k] = _attr_value(v)
     i = 0
     for layer in layers:
         if flatten_before_dense and layer.kind == "dense":
@@ -81,31 +81,53 @@ def _stage(f, name: str, layers: list, flatten_before_dense: bool = False, **att
     return g
 
 
+def _attr_value(v):
+    """Attributes are stored with fixed-size types only (strings as fixed-length bytes):
+    HDF5's variable-length string heap is where damaged files made reads hang."""
+    if isinstance(v, str):
+        return np.bytes_(v.encode("utf-8"))
+    return v
+
+
+def _canonical(value) -> bytes:
+    a = np.asarray(value)
+    return a.dtype.str.encode() + str(a.shape).encode() + a.tobytes()
+
+
 def checksum(f: h5py.File) -> str:
-    """SHA-256 over every dataset's bytes and every attribute, in sorted order."""
+    """SHA-256 over every dataset's bytes and every attribute (dtype, shape, raw bytes)."""
     h = hashlib.sha256()
+
+    def attrs(obj):
+        for k in sorted(obj.attrs):
+            if k != "checksum":
+                h.update(k.encode() + _canonical(obj.attrs[k]))
 
     def visit(name, obj):
         h.update(name.encode())
-        for k in sorted(obj.attrs):
-            if k != "checksum":
-                h.update(k.encode() + repr(obj.attrs[k]).encode())
+        attrs(obj)
         if isinstance(obj, h5py.Dataset):
-            data = obj[()]
-            h.update(repr(getattr(data, "dtype", type(data))).encode())
-            h.update(np.asarray(data).tobytes() if not isinstance(data, bytes) else data)
-    for k in sorted(f.attrs):
-        if k != "checksum":
-            h.update(k.encode() + repr(f.attrs[k]).encode())
+            h.update(_canonical(obj[()]))
+    attrs(f)
     f.visititems(visit)
     return h.hexdigest()
+
+
+class _Attrs:
+    """Attribute writer that stores strings as fixed-length bytes."""
+
+    def __init__(self, attrs):
+        self._a = attrs
+
+    def __setitem__(self, key, value):
+        self._a[key] = _attr_value(value)
 
 
 def write(net: DeployNet, path) -> None:
     """Write the whole deployable VAE to `path` (temp name, then rename)."""
     with atomic_path(path, ".net") as tmp:
         with h5py.File(tmp, "w") as f:
-            a = f.attrs
+            a = _Attrs(f.attrs)
             a["format"], a["format_version"] = FORMAT_NAME, FORMAT_VERSION
             a["model_kind"], a["T"], a["latent"], a["k"] = net.kind, net.T, net.latent, net.k
             a["image_shape"] = np.array(net.image_shape, np.int64)
@@ -116,23 +138,24 @@ def write(net: DeployNet, path) -> None:
             a["config_json"] = json.dumps(net.config)
             _stage(f, "encoder", net.encoder, flatten_before_dense=True,
                    description="input layer (host drive) -> stride-2 convs -> dense")
-            _stage(f, "posterior", net.posterior,
-                   inputs="layer/0 takes concat(encoder output, sampler z), latency 1 each")
             if net.kind == "fsvae":
+                _stage(f, "posterior", net.posterior,
+                       inputs="layer/0 takes concat(encoder output, sampler z), latency 1 each")
                 _stage(f, "prior", net.prior, inputs="layer/0 takes sampler z, latency 1")
             else:
                 g = f.create_group("prior")
-                g.attrs["type"] = "linear_sigmoid_rate"
-                g.attrs["eps"] = "irwin-hall-4: sum of 4 (draw >> 16) - 131072, step 4*j"
+                g.attrs["type"] = np.bytes_(b"linear_sigmoid_rate")
+                g.attrs["eps"] = np.bytes_(b"irwin-hall-4: sum over j<4 of (draw(seed^salt, image, "
+                                           b"step=j, latent) >> 16) - 131072")
                 for key in ("weight", "bias", "thresholds"):
                     g.create_dataset(key, data=np.asarray(net.prior_linear[key], np.int64))
             s = f.create_group("sampler")
             for k, v in net.sampler.items():
-                s.attrs[k] = v
+                s.attrs[k] = _attr_value(v)
             _stage(f, "decoder", net.decoder, description="dense -> stride-2 convT blocks")
             _stage(f, "readout", [net.readout],
                    description="3x3 conv into non-firing LIF integrators; bias per channel")
-            f.attrs["checksum"] = checksum(f)
+            f.attrs["checksum"] = np.bytes_(checksum(f).encode())
 
 
 def write_stage(net: DeployNet, stage: str, path) -> None:
@@ -144,8 +167,8 @@ def write_stage(net: DeployNet, stage: str, path) -> None:
                              + ", ".join(k for k, v in net.stages().items() if v))
     with atomic_path(path, ".net") as tmp:
         with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = f"{FORMAT_NAME}-stage"
-            f.attrs["stage"] = stage
+            f.attrs["format"] = np.bytes_(f"{FORMAT_NAME}-stage".encode())
+            f.attrs["stage"] = np.bytes_(stage.encode())
             _stage(f, "tmp", layers, flatten_before_dense=(stage == "encoder"))
             f.move("tmp/layer", "layer")
             del f["tmp"]

@@ -106,16 +106,6 @@ class Emulator:
     def __init__(self, net: DeployNet):
         self.net = net
 
-    def _chain_step(self, pops, src: torch.Tensor, t: int) -> torch.Tensor:
-        """Advance a feed-forward chain one step; src is the previous step's input spikes."""
-        prev = src
-        for pop in pops:
-            a = synapse(pop.layer, prev) if t else torch.zeros_like(pop.u)
-            prev_out = pop.s
-            pop.step(a)
-            prev = prev_out
-        return pops[-1].s
-
     def run(self, x_bytes: torch.Tensor | None, n: int, seed: int, first_image: int = 0,
             record: bool = False):
         """Reconstruct x_bytes (N, C, H, W uint8), or generate n images when x_bytes is None.

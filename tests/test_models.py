@@ -32,7 +32,7 @@ def test_fsvae_latent_has_the_lava_loop_latency(tiny_cfg):
     start = model.latent_start
     assert torch.equal(z_a[..., :start], z_b[..., :start])
     assert not torch.equal(z_a, z_b)
-    assert model.n_steps == start + model.cfg.T + model.decoder.depth - 1
+    assert model.n_steps == start + model.cfg.T + model.decoder.depth
 
 
 def test_pick_is_one_of_the_candidates_and_depends_on_seed():
@@ -63,3 +63,18 @@ def test_same_seed_same_samples(tiny_cfg):
     assert torch.equal(model.sample(4, seed=3), model.sample(4, seed=3))
     r1, r2 = model.reconstruct(_batch(4), seed=1), model.reconstruct(_batch(4), seed=1)
     assert torch.equal(r1, r2) and r1.shape == (4, 1, 28, 28)
+
+
+def test_last_latent_step_reaches_the_readout(tiny_cfg):
+    """A spike at the final latent step must still change the image: the clock is long enough."""
+    for kind in ("fsvae", "esvae"):
+        torch.manual_seed(0)
+        model = build_model(tiny_cfg(kind, "weight_scale=12")).eval()
+        last = (model.latent_start if kind == "fsvae" else model.sample_start) + model.cfg.T - 1
+        z = torch.zeros(2, model.cfg.latent, model.n_steps)
+        base = model.decoder(z)
+        z[..., last] = 1
+        assert not torch.equal(model.decoder(z), base)
+        z2 = torch.zeros_like(z)
+        z2[..., model.n_steps - model.decoder.depth] = 1   # one step later: too late to show
+        assert torch.equal(model.decoder(z2), base)

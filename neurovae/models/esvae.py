@@ -27,7 +27,7 @@ class ESVAE(torch.nn.Module):
         self.prior = torch.nn.Linear(cfg.latent, cfg.latent)
         self.window_start = self.encoder.depth
         self.sample_start = self.window_start + cfg.T
-        self.n_steps = self.sample_start + cfg.T + self.decoder.depth - 1
+        self.n_steps = self.sample_start + cfg.T + self.decoder.depth
 
     def spike_train(self, rate: torch.Tensor, seed: int, images: torch.Tensor):
         """Bernoulli spikes (N, C, S) in the sampling window; gradient flows to `rate`."""

@@ -37,7 +37,7 @@ class FSVAE(torch.nn.Module):
         self.decoder = SpikingDecoder(cfg)
         # first step z can carry image information: encoder, then three loop layers
         self.latent_start = self.encoder.depth + 3
-        self.n_steps = self.latent_start + cfg.T + self.decoder.depth - 1
+        self.n_steps = self.latent_start + cfg.T + self.decoder.depth
 
     def encode(self, x_bytes, seed: int, images: torch.Tensor):
         e = self.encoder(to_input(x_bytes), self.n_steps)
