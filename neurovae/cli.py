@@ -142,7 +142,9 @@ def export(output, source, stage, fmt, seed):
     if fmt == "nir":
         from .export.nir_export import write_nir
         skipped = write_nir(net, output)
-        click.echo(f"wrote {output} (NIR); not expressible in NIR: " + "; ".join(skipped))
+        names = ", ".join(item.split(":")[0] for item in skipped)
+        click.echo(f"wrote {output} (NIR graph of the expressible stages)")
+        click.echo(f"not expressible in NIR 1.0, left out (reasons in the file's metadata): {names}")
         return
     if stage:
         from .export import write_stage
