@@ -9,14 +9,14 @@ RUN    ?= runs/demo
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@PY310=$$(command -v python3.10 || true); \
-	if [ -z "$$PY310" ] && command -v pyenv >/dev/null 2>&1; then \
-	  for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.10(\.|$$)'); do \
-	    PY310="$$(pyenv root)/versions/$$v/bin/python3.10"; done; fi; \
-	if [ -z "$$PY310" ] || [ ! -x "$$PY310" ]; then \
-	  echo "error: Python 3.10 is required (lava-nc 0.10 and lava-dl 0.6 support only 3.10)."; \
-	  echo "       Install python3.10 (e.g. 'pyenv install 3.10') and run make again."; exit 2; fi; \
-	if [ ! -x $(PY) ]; then echo "creating $(VENV) with $$PY310"; "$$PY310" -m venv $(VENV) || exit 2; fi
+	@if [ ! -x $(PY) ]; then \
+	  PY310=""; \
+	  for c in python3.10 $$(command -v pyenv >/dev/null 2>&1 && for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.10(\.|$$)'); do echo "$$(pyenv root)/versions/$$v/bin/python3.10"; done); do \
+	    if "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; then PY310="$$c"; break; fi; done; \
+	  if [ -z "$$PY310" ]; then \
+	    echo "error: Python 3.10 is required (lava-nc 0.10 and lava-dl 0.6 support only 3.10)."; \
+	    echo "       Install python3.10 (e.g. 'pyenv install 3.10') and run make again."; exit 2; fi; \
+	  echo "creating $(VENV) with $$PY310"; "$$PY310" -m venv $(VENV) || exit 2; fi
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
