@@ -87,7 +87,7 @@ def test_graph_structure_round_trips(written, kind):
                     for x in ("affine", "lif")] == [nir.Affine, nir.CubaLIF] * 3
             assert list(sub.nodes["output"].output_type["output"]) == [net.latent * net.k]
         # the two embeddings sum to the concatenation [encoder spikes | z]
-        x, z = np.arange(1.0, 17.0), np.arange(101.0, 117.0)
+        x, z = np.arange(1.0, net.latent + 1.0), np.arange(101.0, 101.0 + net.latent)
         px, pz = g.nodes["posterior_x"], g.nodes["posterior_z"]
         np.testing.assert_array_equal(px.weight @ x + px.bias + pz.weight @ z + pz.bias,
                                       np.concatenate([x, z]))
