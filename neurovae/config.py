@@ -93,7 +93,7 @@ _PAPER = dict(image_size=32, enc_channels=(32, 64, 128, 256),
 PRESETS: dict[str, dict] = {
     "mnist-small": dict(dataset="mnist", image_size=28, enc_channels=(16, 32),
                         dec_channels=(32, 16, 8), latent=32, k=4, T=16, epochs=2,
-                        batch_size=64, lr=3e-3, train_subset=6400, ann_latent=32,
+                        batch_size=64, lr=3e-3, train_subset=8960, ann_latent=32,
                         v_decay=1024),
 }
 for _ds, _ch in (("mnist", 1), ("fashion-mnist", 1), ("cifar10", 3), ("celeba", 3)):
