@@ -15,7 +15,8 @@ from lava.proc.lif.process import LIFReset
 from lava.proc.sparse.process import Sparse
 
 from neurovae.deploy import DeployNet, Layer
-from neurovae.emulator import PRIOR_SEED_SALT, bias_of
+from neurovae.emulator import bias_of
+from neurovae.prng import PRIOR_SEED_SALT
 
 from .lowering import layer_matrix
 from .processes.readout import Readout, SpikeRecorder

@@ -134,7 +134,6 @@ def make_config(preset: str, model: str, overrides: list[str] = ()) -> Config:
         raise ConfigError(f"unknown config '{preset}'; presets: {', '.join(PRESETS)}")
     values = dict(PRESETS[preset], model=model)
     if model == "esvae":
-        values.setdefault("mmd_weight", 0.001)
         values["mmd_weight"] = 0.001
         if preset != "mnist-small":
             values.update(_ESVAE_PAPER)

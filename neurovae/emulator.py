@@ -15,9 +15,10 @@ import torch.nn.functional as F
 
 from . import prng
 from .deploy import DeployNet, Layer
+from .models.spiking import gaussian_int, pick_candidates
 from .neuron import lif_step_int, round_half_even_div
+from .prng import PRIOR_SEED_SALT
 
-PRIOR_SEED_SALT = 0x5BD1E995
 INPUT_SHIFT = 8          # drive = round(conv(bytes, W) / 2**8): bytes/256 x weights/64, x 64
 
 
@@ -61,13 +62,6 @@ def readout_image(v: torch.Tensor, shape) -> torch.Tensor:
     return torch.tanh(v.double() / 4096.0).view(-1, *shape)
 
 
-def pick(c: torch.Tensor, k: int, seed: int, images: torch.Tensor, t: int) -> torch.Tensor:
-    """FSVAE candidate pick on integer spikes (N, C*k) -> (N, C)."""
-    n, ck = c.shape
-    idx = prng.randint_torch(seed, images[:, None], t, torch.arange(ck // k)[None, :], k)
-    return c.view(n, ck // k, k).gather(2, idx.unsqueeze(-1)).squeeze(-1)
-
-
 def rate_spikes(counts: torch.Tensor, T: int, seed: int, images: torch.Tensor, t: int):
     """ESVAE Bernoulli spikes at step t: (PRNG mod T) < count."""
     m = prng.randint_torch(seed, images[:, None], t, torch.arange(counts.shape[1])[None, :], T)
@@ -76,7 +70,6 @@ def rate_spikes(counts: torch.Tensor, T: int, seed: int, images: torch.Tensor, t
 
 def prior_counts(net: DeployNet, seed: int, images: torch.Tensor) -> torch.Tensor:
     """ESVAE prior: integer Gaussian eps -> integer linear -> count = #(y >= thresholds)."""
-    from .models.spiking import gaussian_int
     eps = gaussian_int(seed ^ PRIOR_SEED_SALT, images, torch.arange(net.latent))
     w = torch.as_tensor(net.prior_linear["weight"], dtype=torch.int64)
     b = torch.as_tensor(net.prior_linear["bias"], dtype=torch.int64)
@@ -150,7 +143,7 @@ class Emulator:
                 for i in (1, 2):
                     loop[i].step(synapse(loop[i].layer, prev[i - 1]) if t
                                  else torch.zeros_like(loop[i].u))
-                z = pick(loop[2].s, net.k, pick_seed, images, t)
+                z = pick_candidates(loop[2].s, net.k, pick_seed, images, t)
             else:
                 sm = net.sampler
                 if not gen and sm["window_start"] <= t < sm["sample_start"]:

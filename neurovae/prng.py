@@ -63,3 +63,26 @@ def randint_numpy(seed: int, image, step, neuron, high: int) -> np.ndarray:
 def randint_torch(seed: int, image, step, neuron, high: int) -> torch.Tensor:
     """Torch twin of `randint_numpy`."""
     return draw_torch(seed, image, step, neuron) % int(high)
+
+
+PRIOR_SEED_SALT = 0x5BD1E995   # prior samplers use seed ^ salt, so they differ from the posterior's
+
+
+def _irwin_hall(draw, seed: int, image, idx, step: int):
+    total = 0
+    for j in range(4):
+        total = total + (draw(seed, image, step * 4 + j, idx) >> 16)
+    return total - 2 * 65536
+
+
+def gaussian_int_numpy(seed: int, image, idx, step: int = 0) -> np.ndarray:
+    """Integers ~ N(0, 2**32 / 3): Irwin-Hall sum of four 16-bit draws, centered.
+
+    Integer-exact on both sides; eps = value * sqrt(3) / 2**16 is close to N(0, 1).
+    """
+    return _irwin_hall(draw_numpy, seed, image, idx, step)
+
+
+def gaussian_int_torch(seed: int, image, idx, step: int = 0) -> torch.Tensor:
+    """Torch twin of `gaussian_int_numpy`."""
+    return _irwin_hall(draw_torch, seed, image, idx, step)

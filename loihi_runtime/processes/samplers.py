@@ -76,13 +76,9 @@ class PyRateSamplerModel(PyLoihiProcessModel):
         self.counts = np.zeros(proc_params["latent"], np.int64)
 
     def _prior_counts(self, image):
-        from neurovae.emulator import PRIOR_SEED_SALT
         p, pr = self.proc_params, self.proc_params["prior"]
-        eps = 0
-        for j in range(4):
-            eps = eps + (prng.draw_numpy(p["seed"] ^ PRIOR_SEED_SALT, image, j,
-                                         np.arange(p["latent"])) >> 16)
-        eps = eps - 2 * 65536
+        eps = prng.gaussian_int_numpy(p["seed"] ^ prng.PRIOR_SEED_SALT, image,
+                                      np.arange(p["latent"]))
         y = np.asarray(pr["weight"], np.int64) @ eps + np.asarray(pr["bias"], np.int64)
         return (y[:, None] >= np.asarray(pr["thresholds"], np.int64)[None, :]).sum(1)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 
 from .. import prng
+from ..prng import PRIOR_SEED_SALT
 from ..config import Config
-from .fsvae import PRIOR_SEED_SALT, to_input, to_target
+from .fsvae import to_input, to_target
 from .spiking import EPS_SCALE, SpikingDecoder, SpikingEncoder, gaussian_int, rbf_mmd
 
 

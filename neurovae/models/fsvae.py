@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from ..prng import PRIOR_SEED_SALT
 from ..config import Config
 from .spiking import AutoregressiveLoop, SpikingDecoder, SpikingEncoder, psp
 
-PRIOR_SEED_SALT = 0x5BD1E995
 
 
 def to_input(x_bytes: torch.Tensor) -> torch.Tensor:

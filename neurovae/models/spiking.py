@@ -221,14 +221,8 @@ def rbf_mmd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian_int(seed: int, images: torch.Tensor, idx: torch.Tensor, step: int = 0):
-    """Approximately N(0, 1/3 * 2**32) integers: Irwin-Hall sum of four 16-bit uniforms, centered.
-
-    Integer-exact on both sides; eps = value * sqrt(3) / 2**16 is close to N(0, 1).
-    """
-    total = 0
-    for j in range(4):
-        total = total + (prng.draw_torch(seed, images[:, None], step * 4 + j, idx[None, :]) >> 16)
-    return total - 2 * 65536
+    """Integer Gaussian per (image, latent), shared with the Lava sampler (see prng)."""
+    return prng.gaussian_int_torch(seed, images[:, None], idx[None, :], step)
 
 
 EPS_SCALE = math.sqrt(3) / 65536
