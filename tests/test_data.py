@@ -26,6 +26,15 @@ def write_idx(path, images: np.ndarray, gz: bool = False) -> None:
     path.write_bytes(raw)
 
 
+def write_idx_labels(path, labels, gz: bool = False) -> None:
+    """Write uint8 labels (N,) as an IDX1 file (magic 0x00000801, big-endian count)."""
+    labels = np.asarray(labels, dtype=np.uint8)
+    raw = struct.pack(">II", 0x801, labels.shape[0]) + labels.tobytes()
+    if gz:
+        raw = gzip.compress(raw)
+    path.write_bytes(raw)
+
+
 def fake_images(n, h=28, w=28, seed=0):
     return np.random.default_rng(seed).integers(0, 256, size=(n, h, w), dtype=np.uint8)
 
@@ -440,3 +449,122 @@ def test_folder_non_square_needs_image_size(tmp_path):
     ds = load_images("folder", data_dir=tmp_path, image_size=8)
     assert ds.channels == 1 and ds.tensor([0, 1]).shape == (2, 1, 8, 8)
     assert int(ds[0].min()) == int(ds[0].max()) == 100
+
+
+# -------------------------------------------------------------------- labels
+
+
+def test_mnist_labels(mnist_train, mnist_test):
+    for ds, n in ((mnist_train, 60000), (mnist_test, 10000)):
+        assert ds.has_labels
+        y = ds.labels(slice(None))
+        assert y.dtype == torch.int64 and y.shape == (n,)
+        assert int(y.min()) == 0 and int(y.max()) == 9
+        assert torch.equal(torch.unique(y), torch.arange(10))          # every class present
+        assert int(torch.bincount(y).min()) > n // 20                   # and none rare
+    assert mnist_test.labels(range(5)).tolist() == [7, 2, 1, 0, 4]
+    assert mnist_train.labels(range(5)).tolist() == [5, 0, 4, 1, 9]
+    assert mnist_train.labels([50000]).tolist() == [3]                 # first of the valid part
+    assert torch.equal(mnist_test.labels(range(5)), mnist_test.labels(torch.arange(5)))
+    assert torch.equal(mnist_test.labels([-1]), mnist_test.labels([9999]))
+    assert mnist_test.labels([]).shape == (0,)
+    with pytest.raises(IndexError):
+        mnist_test.labels([10000])
+    mnist_test.labels([0]).fill_(5)                                     # a copy
+    assert mnist_test.labels([0]).tolist() == [7]
+    # the same labels whatever the preprocessing (separately cached sets)
+    padded = load_images("mnist", "test", image_size=32, channels=3)
+    assert torch.equal(padded.labels(slice(None)), mnist_test.labels(slice(None)))
+
+
+def test_idx_labels_round_trip_and_errors(tmp_path):
+    y = np.array([3, 0, 9, 9, 1, 255], dtype=np.uint8)
+    write_idx_labels(tmp_path / "l.idx", y)
+    write_idx_labels(tmp_path / "l.idx.gz", y, gz=True)
+    for name in ("l.idx", "l.idx.gz"):
+        got = data.read_idx_labels(tmp_path / name)
+        assert got.dtype == np.int64 and got.shape == (6,)
+        np.testing.assert_array_equal(got, y.astype(np.int64))
+    raw = (tmp_path / "l.idx").read_bytes()
+    (tmp_path / "short").write_bytes(raw[:-2])
+    with pytest.raises(DatasetError, match="corrupt"):
+        data.read_idx_labels(tmp_path / "short")
+    (tmp_path / "header").write_bytes(raw[:5])
+    with pytest.raises(DatasetError, match="truncated"):
+        data.read_idx_labels(tmp_path / "header")
+    write_idx(tmp_path / "images", fake_images(2))
+    with pytest.raises(DatasetError, match="not an IDX label file"):
+        data.read_idx_labels(tmp_path / "images")
+
+
+def test_mnist_idx_labels_in_data_dir(tmp_path):
+    train, test = fake_images(6, seed=1), fake_images(4, seed=2)
+    ytrain, ytest = np.array([1, 2, 3, 4, 5, 6]), np.array([9, 8, 7, 0])
+    write_idx(tmp_path / "train-images-idx3-ubyte", train)
+    write_idx_labels(tmp_path / "train-labels-idx1-ubyte", ytrain)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", test, gz=True)
+    write_idx_labels(tmp_path / "t10k-labels-idx1-ubyte.gz", ytest, gz=True)
+    ds = load_images("mnist", "train", data_dir=tmp_path)
+    assert ds.has_labels and ds.labels(range(6)).tolist() == ytrain.tolist()
+    assert ds.labels([5, 0, -2]).tolist() == [6, 1, 5]
+    assert ds.labels(slice(1, None, 2)).tolist() == [2, 4, 6]
+    te = load_images("mnist", "test", data_dir=tmp_path, image_size=32)
+    assert te.labels(slice(None)).tolist() == ytest.tolist()
+    assert torch.equal(te.tensor([3])[0, 0, 2:30, 2:30], torch.from_numpy(test[3]))  # images still match
+
+
+def test_idx_folder_without_labels_is_unlabelled(tmp_path, no_system_fashion):
+    write_idx(tmp_path / "train-images-idx3-ubyte", fake_images(3))
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", fake_images(2))
+    ds = load_images("fashion-mnist", "train", data_dir=tmp_path)   # no error without label files
+    assert len(ds) == 3 and not ds.has_labels
+    with pytest.raises(DatasetError, match="^fashion-mnist has no class labels") as err:
+        ds.labels([0])
+    assert "\n" not in str(err.value)
+    # a label file added later is picked up (it is part of the cache key)
+    write_idx_labels(tmp_path / "train-labels-idx1-ubyte", [4, 5, 6])
+    assert load_images("fashion-mnist", "train", data_dir=tmp_path).labels([2, 0]).tolist() == [6, 4]
+    # a label file that does not match the images is an error
+    write_idx_labels(tmp_path / "t10k-labels-idx1-ubyte.gz", [1, 2, 3], gz=True)
+    with pytest.raises(DatasetError, match="3 labels but t10k-images-idx3-ubyte holds 2 images"):
+        load_images("fashion-mnist", "test", data_dir=tmp_path)
+
+
+def test_cifar_labels(tmp_path):
+    write_fake_cifar(tmp_path)                    # labels 0..n-1 in every batch
+    tr = load_images("cifar10", "train", data_dir=tmp_path)
+    assert tr.labels(range(15)).tolist() == [0, 1, 2] * 5
+    assert tr.labels([3, -1]).tolist() == [0, 2]
+    te = load_images("cifar10", "test", data_dir=tmp_path, channels=1, image_size=16)
+    assert te.labels(slice(None)).tolist() == [0, 1] and te.labels(slice(None)).dtype == torch.int64
+
+
+def test_cifar_batch_without_labels(tmp_path):
+    write_fake_cifar(tmp_path)
+    with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump({b"data": np.zeros((2, 3072), np.uint8)}, f, protocol=2)
+    with pytest.raises(DatasetError, match="test_batch.*'labels'"):
+        load_images("cifar10", "test", data_dir=tmp_path)
+
+
+def test_labelless_sets_raise(tmp_path):
+    write_fake_celeba(tmp_path / "c", n=3)
+    celeba = load_images("celeba", "train", data_dir=tmp_path / "c")
+    assert not celeba.has_labels
+    with pytest.raises(DatasetError, match="^celeba has no class labels"):
+        celeba.labels([0])
+    (tmp_path / "f").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "f" / "a.png")
+    folder = load_images("folder", data_dir=tmp_path / "f")
+    with pytest.raises(DatasetError, match="^folder has no class labels"):
+        folder.labels(slice(None))
+
+
+def test_imageset_targets_validated():
+    x = torch.zeros(3, 1, 4, 4, dtype=torch.uint8)
+    ds = data.ImageSet("t", "train", 1, 4, data=x, targets=np.array([0, 1, 2], dtype=np.int32))
+    assert ds.labels(range(3)).dtype == torch.int64 and ds.labels([2]).tolist() == [2]
+    with pytest.raises(ValueError, match="shape"):
+        data.ImageSet("t", "train", 1, 4, data=x, targets=np.array([0, 1]))
+    with pytest.raises(ValueError, match="integers"):
+        data.ImageSet("t", "train", 1, 4, data=x, targets=np.array([0.0, 1.0, 2.0]))
