@@ -1,0 +1,99 @@
+"""Emulator vs Lava's CPU simulator on the same model, in one run.
+
+Prints one JSON line per model kind: lava-sim steady-state images/s (compile excluded, which
+favours Lava), emulator images/s on a large batch, their ratio, and whether the emulator's
+images on the Lava images are bit-identical (they must be).
+Usage: python bench/emulator.py [--net model.net | --config mnist-small] [--lava-images 4]
+                                [--images 1024] [--mode generate|reconstruct]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+
+def load_net(args, kind):
+    from neurovae import deploy
+    from neurovae.config import make_config
+    from neurovae.models import build_model
+    if args.net:
+        from neurovae.export import load
+        return load(args.net)
+    torch.manual_seed(0)
+    return deploy.from_model(build_model(make_config(args.config, kind)).eval())
+
+
+def lava_rate(net, x_bytes, n, seed):
+    """Steady-state images/s of the Lava graph (one step compiles, then the rest runs)."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.lif.process import LIFReset
+
+    from neurovae.emulator import readout_image
+    from neurovae.loihi_runtime.backends import drive_series
+    from neurovae.loihi_runtime.graph import LavaGraph
+    from neurovae.loihi_runtime.processes.gated_lif import PyGatedLifResetModel
+
+    import numpy as np
+    S = net.n_steps
+    drive = None if x_bytes is None else drive_series(net, x_bytes)
+    graph = LavaGraph(net, n, seed, drive)
+    cfg = Loihi2SimCfg(select_tag="fixed_pt",
+                       exception_proc_model_map={LIFReset: PyGatedLifResetModel})
+    graph.readout.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
+    try:
+        t0 = time.perf_counter()
+        graph.readout.run(condition=RunSteps(num_steps=n * S - 1), run_cfg=cfg)
+        steady = time.perf_counter() - t0
+        frames = np.asarray(graph.readout.frames.get(), np.int64)
+    finally:
+        graph.readout.stop()
+    images = readout_image(torch.as_tensor(frames), net.readout.out_shape)
+    return (n * S - 1) / S / steady, images
+
+
+def bench(args, kind):
+    from neurovae import data
+    from neurovae.layerwise import LayerwiseEmulator
+    net = load_net(args, kind)
+    recon = args.mode == "reconstruct"
+    x = None
+    if recon:
+        ts = data.load_images("mnist", "test", None, net.image_shape[-1], net.image_shape[0])
+        x = ts.tensor(torch.arange(args.images))
+    lava_ips, lava_img = lava_rate(net, None if x is None else x[:args.lava_images],
+                                   args.lava_images, args.seed)
+    emu = LayerwiseEmulator(net)
+    emu.run(None if x is None else x[:8], 8, args.seed)                 # warm-up
+    t0 = time.perf_counter()
+    img, _ = emu.run(x, args.images, args.seed)
+    emu_s = time.perf_counter() - t0
+    same = torch.equal(img[:args.lava_images], lava_img)
+    return {"bench": "emulator", "model": net.kind, "mode": args.mode,
+            "source": args.net or args.config, "steps_per_image": net.n_steps,
+            "threads": torch.get_num_threads(),
+            "lava_images": args.lava_images, "lava_images_per_s": round(lava_ips, 3),
+            "emulator_images": args.images, "emulator_images_per_s": round(args.images / emu_s, 1),
+            "speedup": round(args.images / emu_s / lava_ips, 1), "bit_identical": same}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--net", help="a .net file (default: a fresh model of --config)")
+    ap.add_argument("--config", default="mnist-small")
+    ap.add_argument("--models", default="fsvae,esvae", help="kinds, without --net")
+    ap.add_argument("--mode", choices=("generate", "reconstruct"), default="generate")
+    ap.add_argument("--lava-images", type=int, default=4)
+    ap.add_argument("--images", type=int, default=1024)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    for kind in ([None] if args.net else args.models.split(",")):
+        print(json.dumps(bench(args, kind)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

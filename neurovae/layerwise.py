@@ -1,0 +1,287 @@
+"""The `emulator` backend: the Lava graph's fixed-point semantics, one layer at a time.
+
+Every connection delivers at step t the spikes of step t-1, so a feed-forward layer's
+synaptic input for all steps is one batched convolution of its source's whole spike train;
+only the LIF recurrence runs step by step, as a few in-place float64 ops that are exact on
+these integers. Leading steps without input are not convolved, and the neuron state over
+them (driven by bias alone) is computed once for all images. The FSVAE loop is recurrent
+and is stepped. Results are spike-exact with the step-by-step reference
+(`neurovae.emulator`) and with Lava (`neurovae verify`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .deploy import DeployNet, Layer
+from .emulator import bias_of, input_drive, prior_counts, rate_spikes, readout_image
+from .models.spiking import pick_candidates
+from .neuron import ACT_SHIFT, BIAS_EXP, DECAY_UNITY, UV_LIMIT, StateOverflow
+from .prng import PRIOR_SEED_SALT
+
+FLOAT32_EXACT = 2 ** 24          # integers below this add exactly in float32
+
+
+@dataclass
+class Series:
+    """Values of a population over steps start..S-1 (steps before start are all zero)."""
+
+    start: int
+    data: torch.Tensor           # (S - start, N, ...) in the layer's shape
+
+    def full(self, S: int) -> torch.Tensor:
+        """(S, N, neurons) in (C, H, W) order, zeros filled in before start."""
+        d = self.data.reshape(*self.data.shape[:2], -1)
+        pad = torch.zeros(self.start, *d.shape[1:], dtype=d.dtype)
+        return torch.cat([pad, d])[:S]
+
+
+class Connection:
+    """One layer's synapses, applied to a batch of binary spike vectors.
+
+    float32 when every possible sum of weights stays below 2**24 (then exact), else float64.
+    """
+
+    def __init__(self, layer: Layer):
+        self.layer = layer
+        w = np.abs(np.asarray(layer.weight, dtype=np.int64))
+        if layer.kind == "convT":           # (in, out, kh, kw): bound per output channel
+            w = w.swapaxes(0, 1)
+        bound = w.reshape(w.shape[0], -1).sum(1).max()
+        self.dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
+        self.w = torch.as_tensor(np.asarray(layer.weight), dtype=self.dtype)
+
+    @property
+    def is_conv(self) -> bool:
+        return self.w.dim() == 4
+
+    def __call__(self, s: torch.Tensor) -> torch.Tensor:
+        """Integer synaptic input for spikes s (M, ...) -> (M, n_out), or (M, C, H, W) for a
+        convolution, in channels-last memory (faster here; the layout never changes values).
+        """
+        m, layer = s.shape[0], self.layer
+        x = s.to(self.dtype)
+        if not self.is_conv:
+            return x.reshape(m, -1) @ self.w.T
+        x = x.reshape(m, *layer.in_shape).contiguous(memory_format=torch.channels_last)
+        if layer.kind == "convT":
+            return F.conv_transpose2d(x, self.w, stride=layer.stride, padding=layer.padding)
+        return F.conv2d(x, self.w, stride=layer.stride, padding=layer.padding)
+
+
+def delayed_input(conn: Connection, spikes: Series, S: int) -> Series:
+    """The input series of a layer fed by `spikes`: step t gets the spikes of t-1."""
+    d = spikes.data
+    active = d.reshape(d.shape[0], -1).any(1).nonzero()
+    first = spikes.start + int(active[0]) if len(active) else S
+    n = d.shape[1]
+    if first >= S - 1:                      # nothing arrives before the run ends
+        shape = conn.layer.out_shape if conn.is_conv else (conn.layer.n_out,)
+        return Series(S, torch.zeros(0, n, *shape, dtype=conn.dtype))
+    src = d[first - spikes.start:S - 1 - spikes.start]
+    r = conn(src.reshape(len(src) * n, *d.shape[2:]))
+    return Series(first + 1, r.view(len(src), n, *r.shape[1:]))
+
+
+def _odd_part(f: int) -> int:
+    """f without its factors of two: v * f / 4096 is exact in floats when |v * odd| fits."""
+    while f and f % 2 == 0:
+        f //= 2
+    return max(f, 1)
+
+
+def _state_bound(drive_peak: float, fv: float, S: int) -> float:
+    """Largest |v| any step can reach: |v_t| <= fv |v_t-1| + max |u + bias|."""
+    return drive_peak * sum(fv ** i for i in range(S))
+
+
+def lif_series(a: Series, layer: Layer, S: int, current_memory: bool = True):
+    """Bit-accurate CUBA LIF over an input series of integers; returns (spikes, final v).
+
+    Same arithmetic as `neuron.lif_step_int` (decay rounds toward zero: trunc of an exact
+    float64 product). Loihi's 24-bit state range is checked at every step unless a bound
+    proves it safe. Without `current_memory` the current is the step's input only (readout).
+    """
+    p = layer.neuron
+    fu = (DECAY_UNITY - p.i_decay) / DECAY_UNITY if current_memory else 0.0
+    fv = (DECAY_UNITY - p.v_decay) / DECAY_UNITY
+    th = float(p.vth_mant << ACT_SHIFT)
+    x = a.data
+    shape, n = x.shape[2:], x.shape[1]
+    bias = bias_of(layer)
+    b = (bias.double().view(shape) if torch.is_tensor(bias) else torch.tensor(float(bias)))
+    b = b * (1 << BIAS_EXP)
+    # steps before a.start: no input, so v follows the bias alone, the same in every image
+    v = torch.zeros(1, *shape, dtype=torch.float64)
+    for t in range(a.start):
+        v = torch.trunc(v * fv) + b
+        if bool((v > th).any()) or float(v.abs().max()) >= UV_LIMIT - 1:
+            return _lif_stepped(a, layer, S, current_memory)
+    v = torch.empty_like(x[0] if len(x) else v.expand(n, *shape), dtype=torch.float64).copy_(
+        v.expand(n, *shape))
+    spikes = torch.empty_like(x, dtype=torch.bool)
+    if len(x) == 0:
+        return Series(S, spikes.view(torch.uint8)), v
+    lo, hi = torch.aminmax(x)
+    a_peak = max(-float(lo), float(hi)) * (1 << ACT_SHIFT)
+    b_peak = float(b.abs().max())
+    if fu == 0.0:
+        v_peak = _state_bound(max(a_peak + b_peak, float(v.abs().max())), fv, S)
+        check = v_peak >= UV_LIMIT - 1
+        # float32 is exact when every |v * decay| and |drive| stays below 2**24
+        dtype = torch.float32 if v_peak * _odd_part(DECAY_UNITY - p.v_decay) < FLOAT32_EXACT \
+            else torch.float64
+        drive = x.to(dtype).mul(1 << ACT_SHIFT).add_(b.to(dtype))
+        v = v.to(dtype)
+    else:
+        u = torch.zeros_like(v)
+        check = True
+    peak = 0.0
+    for t in range(len(x)):
+        v.mul_(fv).trunc_()
+        if fu == 0.0:
+            v.add_(drive[t])
+        else:
+            u.mul_(fu).trunc_().add_(x[t], alpha=1 << ACT_SHIFT)
+            v.add_(u).add_(b)
+            peak = max(peak, float(u.abs().max()))
+        if check:
+            lo, hi = torch.aminmax(v)
+            peak = max(peak, -float(lo), float(hi))
+        torch.gt(v, th, out=spikes[t])
+        v.masked_fill_(spikes[t], 0.0)
+    if peak >= UV_LIMIT - 1:
+        raise StateOverflow(f"neuron state {int(peak)} exceeds Loihi's 24-bit range "
+                            f"in layer {layer.name}")
+    return Series(a.start, spikes.view(torch.uint8)), v
+
+
+def _lif_stepped(a: Series, layer: Layer, S: int, current_memory: bool):
+    """The rare case of a bias alone driving spikes: run from step 0 with the input padded."""
+    x = a.data
+    pad = torch.zeros(a.start, *x.shape[1:], dtype=x.dtype)
+    return lif_series(Series(0, torch.cat([pad, x])), layer, S, current_memory)
+
+
+def run_stack(layers: list, conns: list, first: Series, rec: dict | None, stage: str, S: int):
+    """Feed a spike series through a feed-forward stack; returns the last layer's spikes."""
+    s = first
+    for layer, conn in zip(layers, conns):
+        s, _ = lif_series(delayed_input(conn, s, S), layer, S)
+        if rec is not None:
+            rec[f"{stage}/{layer.name}"] = s
+    return s
+
+
+class LayerwiseEmulator:
+    """Reconstruct or generate with a DeployNet, batched over images and steps."""
+
+    def __init__(self, net: DeployNet, chunk: int = 256):
+        self.net, self.chunk = net, chunk
+        self.enc = [Connection(l) for l in net.encoder]
+        self.dec = [Connection(l) for l in net.decoder]
+        self.readout = Connection(net.readout)
+        self.loops = {"posterior": [Connection(l) for l in net.posterior],
+                      "prior": [Connection(l) for l in net.prior]}
+
+    def run(self, x_bytes: torch.Tensor | None, n: int, seed: int, first_image: int = 0,
+            record: bool = False):
+        """Same contract as `Emulator.run`: (images in [-1, 1], records (N, neurons, S))."""
+        total = n if x_bytes is None else len(x_bytes)
+        outs, recs = [], []
+        for lo in range(0, total, self.chunk):
+            hi = min(total, lo + self.chunk)
+            xb = None if x_bytes is None else torch.as_tensor(x_bytes[lo:hi])
+            img, r = self._run_chunk(xb, hi - lo, seed, first_image + lo, record)
+            outs.append(img)
+            recs.append(r)
+        records = {k: torch.cat([r[k] for r in recs]) for k in recs[0]} if record else {}
+        return torch.cat(outs), records
+
+    def _run_chunk(self, x_bytes, n, seed, first_image, record):
+        net, S = self.net, self.net.n_steps
+        gen = x_bytes is None
+        images = torch.arange(first_image, first_image + n)
+        rec = {} if record else None
+        enc_out = None
+        if not gen:
+            drive = input_drive(net.encoder[0], x_bytes).double()
+            first = Series(1, drive.view(1, n, -1).expand(S - 1, -1, -1))
+            s0, _ = lif_series(first, net.encoder[0], S)
+            if rec is not None:
+                rec[f"encoder/{net.encoder[0].name}"] = s0
+            enc_out = run_stack(net.encoder[1:], self.enc[1:], s0, rec, "encoder", S)
+            enc_out = enc_out.full(S)
+        if net.kind == "fsvae":
+            z = self._fsvae_loop(enc_out, n, seed, images, gen, rec)
+        else:
+            z = self._esvae_sampler(enc_out, n, seed, images, gen)
+        if rec is not None:
+            rec["sampler/z"] = Series(0, z)
+        d = run_stack(net.decoder, self.dec, Series(0, z), rec, "decoder", S)
+        _, v = lif_series(delayed_input(self.readout, d, S), net.readout, S,
+                          current_memory=False)
+        v = v.round().long().reshape(n, -1)
+        out = readout_image(v, net.readout.out_shape)
+        if rec is None:
+            return out, {}
+        return out, {**{k: s.full(S).permute(1, 2, 0).contiguous() for k, s in rec.items()},
+                     "readout_v": v}
+
+    def _fsvae_loop(self, enc_out, n, seed, images, gen, rec):
+        """The autoregressive loop z -> L1 -> L2 -> L3 -> pick -> z, stepped."""
+        net, S = self.net, self.net.n_steps
+        layers = net.prior if gen else net.posterior
+        conns = self.loops["prior" if gen else "posterior"]
+        pick_seed = seed ^ PRIOR_SEED_SALT if gen else seed
+        series = [torch.zeros(S, n, l.n_out, dtype=torch.uint8) for l in layers]
+        z = torch.zeros(S, n, net.latent, dtype=torch.uint8)
+        state = [None] * len(layers)
+        for t in range(S):
+            for i, (layer, conn) in enumerate(zip(layers, conns)):
+                if t == 0:
+                    a = torch.zeros(n, layer.n_out, dtype=torch.float64)
+                else:
+                    src = series[i - 1][t - 1] if i else (
+                        z[t - 1] if gen else torch.cat([enc_out[t - 1], z[t - 1]], 1))
+                    a = conn(src).double()
+                series[i][t], state[i] = _lif_one(a, layer, state[i])
+            z[t] = pick_candidates(series[-1][t].long(), net.k, pick_seed, images, t).to(
+                torch.uint8)
+        if rec is not None:
+            for layer, s in zip(layers, series):
+                rec[f"latent/{layer.name}"] = Series(0, s)
+        return z
+
+    def _esvae_sampler(self, enc_out, n, seed, images, gen):
+        """ESVAE: count encoder spikes in the window, then Bernoulli spikes for T steps."""
+        net, S, sm = self.net, self.net.n_steps, self.net.sampler
+        if gen:
+            counts = prior_counts(net, seed, images)
+        else:
+            counts = enc_out[sm["window_start"]:sm["sample_start"]].long().sum(0)
+        z = torch.zeros(S, n, net.latent, dtype=torch.uint8)
+        for t in range(sm["sample_start"], min(S, sm["sample_start"] + sm["T"])):
+            z[t] = rate_spikes(counts, sm["T"], seed, images, t).to(torch.uint8)
+        return z
+
+
+def _lif_one(a: torch.Tensor, layer: Layer, state):
+    """One LIF step of a small stepped population (the FSVAE loop), float64 as lif_series;
+    state = (u, v)."""
+    p = layer.neuron
+    bias = bias_of(layer)
+    b = (bias.double() if torch.is_tensor(bias) else float(bias)) * (1 << BIAS_EXP)
+    if state is None:
+        state = (torch.zeros(a.shape, dtype=torch.float64),) * 2
+    u = torch.trunc(state[0] * ((DECAY_UNITY - p.i_decay) / DECAY_UNITY)) + a * (1 << ACT_SHIFT)
+    v = torch.trunc(state[1] * ((DECAY_UNITY - p.v_decay) / DECAY_UNITY)) + u + b
+    peak = max(float(u.abs().max()), float(v.abs().max())) if a.numel() else 0.0
+    if peak >= UV_LIMIT - 1:
+        raise StateOverflow(f"neuron state {int(peak)} exceeds Loihi's 24-bit range "
+                            f"in layer {layer.name}")
+    s = v > (p.vth_mant << ACT_SHIFT)
+    return s.to(torch.uint8), (u, v.masked_fill(s, 0.0))
