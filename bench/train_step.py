@@ -3,6 +3,7 @@
 Prints one JSON line per (model, batch size): median of >= 5 timed steps after warm-up,
 and the peak resident memory of a fresh process running that case.
 Usage: python bench/train_step.py [--models fsvae,esvae] [--batches 32,250] [--steps 5]
+                                 [--dynamics neurovae|lava-dl|both]
 """
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ import sys
 import time
 
 
-def one_case(model: str, batch: int, steps: int, threads: int) -> dict:
+def one_case(model: str, batch: int, steps: int, threads: int, dynamics: str) -> dict:
     import torch
+    from neurovae import li_dynamics
     from neurovae.config import make_config
     from neurovae.models import build_model
+    if dynamics == "lava-dl":
+        li_dynamics.uninstall()
     torch.set_num_threads(threads)
     cfg = make_config("mnist", model, [f"batch_size={batch}"])
     torch.manual_seed(0)
@@ -38,7 +42,7 @@ def one_case(model: str, batch: int, steps: int, threads: int) -> dict:
             times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
     return {"bench": "train_step", "model": model, "config": "mnist", "batch": batch,
-            "threads": threads, "steps": steps, "s_per_step": round(statistics.median(times), 3),
+            "threads": threads, "dynamics": dynamics, "steps": steps, "s_per_step": round(statistics.median(times), 3),
             "peak_rss_gib": round(peak, 2), "hardware_steps": net.n_steps if hasattr(net, "n_steps") else None}
 
 
@@ -48,17 +52,22 @@ def main():
     ap.add_argument("--batches", default="32,250")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dynamics", default="neurovae",
+                    help="neurovae (the default CPU loop), lava-dl (lava-dl's own), or both")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.case:
-        model, batch = a.case.split(":")
-        print(json.dumps(one_case(model, int(batch), a.steps, a.threads)), flush=True)
+        model, batch, dynamics = a.case.split(":")
+        print(json.dumps(one_case(model, int(batch), a.steps, a.threads, dynamics)), flush=True)
         return
+    kinds = ["neurovae", "lava-dl"] if a.dynamics == "both" else [a.dynamics]
     for model in a.models.split(","):
         for batch in a.batches.split(","):
-            # a fresh process per case, so peak memory belongs to that case alone
-            subprocess.run([sys.executable, __file__, "--case", f"{model}:{batch}",
-                            "--steps", str(a.steps), "--threads", str(a.threads)], check=True)
+            for dynamics in kinds:
+                # a fresh process per case, so peak memory belongs to that case alone
+                subprocess.run([sys.executable, __file__, "--case", f"{model}:{batch}:{dynamics}",
+                                "--steps", str(a.steps), "--threads", str(a.threads)],
+                               check=True)
 
 
 if __name__ == "__main__":
