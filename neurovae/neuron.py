@@ -109,12 +109,12 @@ class _CubaStep(torch.autograd.Function):
     def forward(ctx, a, u, v, bias, i_decay: int, v_decay: int):
         ctx.fu = 1.0 - i_decay / DECAY_UNITY
         ctx.fv = 1.0 - v_decay / DECAY_UNITY
-        a_hw = torch.trunc(a.detach().double() * STATE_SCALE).to(torch.int64)
-        u_hw = torch.round(u.detach().double() * STATE_SCALE).to(torch.int64)
-        v_hw = torch.round(v.detach().double() * STATE_SCALE).to(torch.int64)
-        u_new = _decay(u_hw, i_decay) + a_hw
-        b_hw = torch.round(bias.detach().double() * STATE_SCALE).to(torch.int64)
-        v_new = _decay(v_hw, v_decay) + u_new + b_hw
+        # integers held in float64 (exact here): trunc(x * f) == sign(x) * (|x| * d >> 12)
+        a_hw = torch.trunc(a.detach().double() * STATE_SCALE)
+        u_new = torch.trunc(torch.round(u.detach().double() * STATE_SCALE) * ctx.fu).add_(a_hw)
+        b_hw = torch.round(bias.detach().double() * STATE_SCALE)
+        v_new = torch.trunc(torch.round(v.detach().double() * STATE_SCALE) * ctx.fv)
+        v_new.add_(u_new).add_(b_hw)
         return (u_new.to(a.dtype) / STATE_SCALE), (v_new.to(a.dtype) / STATE_SCALE)
 
     @staticmethod
