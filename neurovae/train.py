@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from . import checkpoint, data, plots, prng
+from . import checkpoint, data, fileio, plots, prng
 from .config import Config
 from .errors import CheckpointError, TrainingError
 from .models import build_model
@@ -68,39 +70,114 @@ def _ss_p(cfg: Config, epoch: int) -> float:
 
 
 def _write_epoch_outputs(out: Path, model, cfg: Config, test_x: torch.Tensor, metrics: list):
+    """PNG grids and loss curve of one epoch; returns the test reconstruction MSE (None for
+    a model that does not reconstruct, such as the metric classifier)."""
     model.eval()
-    recon = model.reconstruct(test_x[:32], seed=cfg.seed)
-    plots.save_pairs(test_x[:32].float() / 127.5 - 1, recon, out / "reconstructions.png")
-    if model.sample is not None:
+    mse = None
+    if getattr(model, "reconstruct", None) is not None:
+        recon = model.reconstruct(test_x[:32], seed=cfg.seed)
+        plots.save_pairs(test_x[:32].float() / 127.5 - 1, recon, out / "reconstructions.png")
+        mse = float(torch.mean((recon - (test_x[:32].float() / 127.5 - 1)) ** 2))
+    if getattr(model, "sample", None) is not None:
         plots.save_grid(model.sample(N_GRID, seed=cfg.seed), out / "samples.png")
     plots.save_loss_curve(metrics, out / "loss.png")
     model.train()
-    return float(torch.mean((recon - (test_x[:32].float() / 127.5 - 1)) ** 2))
+    return mse
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM stopped training; `saved` says what the checkpoint on disk holds."""
+
+    def __init__(self, signum: int, saved: str | None, out: Path):
+        super().__init__(signum)
+        self.signum, self.saved, self.out = signum, saved, out
+
+    def __str__(self) -> str:
+        name = signal.Signals(self.signum).name
+        if self.saved is None:
+            return f"{name}: training stopped before its first checkpoint; nothing was saved"
+        return (f"{name}: training stopped; the checkpoint in {self.out} holds {self.saved}; "
+                f"continue with the same command and --resume")
+
+
+class _StopRequests:
+    """Turn the first SIGINT/SIGTERM into a request honoured between batches (the running
+    batch finishes, a checkpoint is written, training stops); a second one stops at once
+    (atomic writes keep the last checkpoint whole). Only in the main thread of a
+    single-process run: under torchrun every rank must stop together, so the default
+    handlers stay."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, enabled: bool, out: Path):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signum: int | None = None
+        self.out = out
+        self.saved: str | None = None      # what the checkpoint on disk holds
+        self._old: dict = {}
+
+    def __enter__(self):
+        if self.enabled:
+            self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        return False
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise TrainingInterrupted(signum, self.saved, self.out)
+        self.signum = signum
+
+
+def _check_run_folder(out: Path):
+    """Fail before any long work when the run folder cannot be created or written."""
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"cannot use {out} as run folder: it is a file; pick another --out")
+    base = fileio.existing_ancestor(out)
+    reason = fileio.unwritable_reason(base)
+    if reason:
+        raise TrainingError(f"cannot write the run folder {out}: {reason}; pick another --out")
 
 
 def train(cfg: Config, out_dir, resume: bool = False, progress: bool = True,
           max_batches: int | None = None) -> dict:
     """Train `cfg` into `out_dir`; returns the last epoch's metrics.
 
-    max_batches limits batches per epoch (tests and quick checks).
+    max_batches limits batches per epoch (tests and quick checks). SIGINT or SIGTERM ends
+    the running batch, saves a mid-epoch checkpoint and raises TrainingInterrupted; a run
+    resumed from it (or from any epoch checkpoint) reaches the weights of an
+    uninterrupted run.
     """
     out = Path(out_dir)
+    if cfg.dataset not in data.DATASETS:
+        raise TrainingError(f"unknown dataset '{cfg.dataset}'; choose one of "
+                            f"{', '.join(data.DATASETS)}")
     dist = Distributed()
+    if dist.main:
+        _check_run_folder(out)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    metrics, start = [], 0
+    metrics, start, partial = [], 0, None
     ckpt_path = out / checkpoint.FILENAME
     if resume:
-        state = checkpoint.load(ckpt_path)
-        saved = state["config"]
-        if saved.model != cfg.model or saved.to_dict() | {"epochs": 0} != cfg.to_dict() | {"epochs": 0}:
+        state = checkpoint.load(out if out.is_dir() else ckpt_path)
+        old = state["config"]
+        if old.model != cfg.model or old.to_dict() | {"epochs": 0} != cfg.to_dict() | {"epochs": 0}:
             raise CheckpointError(f"{ckpt_path} was trained with a different config; resume "
                                   f"with the same --model/--config/--set, or pick a new --out")
-        model.load_state_dict(state["model"])
-        if state.get("optimizer"):
-            opt.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            if state.get("optimizer"):
+                opt.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{ckpt_path}: its weights or optimizer state do not fit "
+                                  f"the model ({str(exc).splitlines()[0][:160]})") from None
         metrics, start = list(state.get("metrics", [])), int(state["epoch"])
+        partial = state.get("partial")
     elif dist.main and ckpt_path.exists():
         raise CheckpointError(f"{out} already holds a run; pass --resume to continue it or "
                               f"choose another --out")
@@ -109,58 +186,93 @@ def train(cfg: Config, out_dir, resume: bool = False, progress: bool = True,
     test_x = test_set.tensor(torch.arange(min(64, len(test_set))))
     n_train = min(len(train_set), cfg.train_subset or len(train_set))
     flip = data.wants_flip(cfg.dataset)
+    n_batches = n_train // cfg.batch_size
+    if n_batches == 0:
+        raise TrainingError(f"batch size {cfg.batch_size} exceeds the {n_train} training images")
+    if max_batches:
+        n_batches = min(n_batches, max_batches)
     net = dist.wrap(model)
     if dist.main:
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TrainingError(f"cannot create run folder {out}: {exc.strerror}") from None
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-    n_batches = n_train // cfg.batch_size
-    if n_batches == 0:
-        raise TrainingError(f"batch size {cfg.batch_size} exceeds the {n_train} training images")
-    if max_batches:
-        n_batches = min(n_batches, max_batches)
+        fileio.remove_stale_temps(out, OUTPUTS)   # left by a run killed mid-write
+        fileio.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
+        if resume:   # a kill between checkpoint and metrics.jsonl: the checkpoint decides
+            _write_metrics(out, metrics)
     last = metrics[-1] if metrics else {}
-    for epoch in range(start, cfg.epochs):
-        g = torch.Generator().manual_seed(cfg.seed * 1000003 + epoch)
-        perm = torch.randperm(n_train, generator=g)
-        sums, t0 = {}, time.time()
-        bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=not (progress and dist.main), dynamic_ncols=True)
-        for b in bar:
-            idx = dist.shard(perm[b * cfg.batch_size:(b + 1) * cfg.batch_size])
-            x = train_set.tensor(idx)
-            bg = torch.Generator().manual_seed(batch_seed(cfg.seed, epoch, b))
-            if flip:
-                x = data.random_flip(x, bg)
-            res = net(x, seed=batch_seed(cfg.seed, epoch, b), images=idx,
-                      ss_p=_ss_p(cfg, epoch), gen=bg)
-            loss = res["loss"]
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"loss became {float(loss)} at epoch {epoch + 1}, batch {b + 1}; the last "
-                    f"good checkpoint is kept in {out}. Lower --set lr=... or check the data")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            for k, v in res.items():
-                if torch.is_tensor(v) and v.dim() == 0:
-                    sums[k] = sums.get(k, 0.0) + float(v)
-            bar.set_postfix({k: f"{v / (b + 1):.4f}" for k, v in sums.items() if k != "rate"})
-        last = {"epoch": epoch + 1, **{k: dist.mean(v / n_batches) for k, v in sums.items()},
-                "seconds": round(time.time() - t0, 2), "batches": n_batches}
-        if dist.main:
-            last["test_mse"] = _write_epoch_outputs(out, model, cfg, test_x, metrics + [last])
-            metrics.append(last)
-            with open(out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(last) + "\n")
-            plots.save_loss_curve(metrics, out / "loss.png")
-            checkpoint.save(ckpt_path, cfg=cfg, model=model, optimizer=opt, epoch=epoch + 1,
-                            metrics=metrics)
-        dist.barrier()
+    dirty = False                                      # trained past the saved checkpoint
+    with _StopRequests(dist.world == 1, out) as stops:
+        stops.saved = checkpoint.describe(state) if resume else None
+        for epoch in range(start, cfg.epochs):
+            g = torch.Generator().manual_seed(cfg.seed * 1000003 + epoch)
+            perm = torch.randperm(n_train, generator=g)
+            first, sums, before = 0, {}, 0.0
+            if partial is not None:    # resume inside the epoch a signal stopped
+                first, sums = min(partial["batch"], n_batches), dict(partial["sums"])
+                before, partial = float(partial.get("seconds", 0.0)), None
+            t0 = time.time()
+            bar = tqdm(range(first, n_batches), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                       unit="batch", initial=first, total=n_batches,
+                       disable=not (progress and dist.main), dynamic_ncols=True)
+            for b in bar:
+                if stops.signum is not None:
+                    bar.close()
+                    if dirty:
+                        checkpoint.save(ckpt_path, cfg=cfg, model=model, optimizer=opt,
+                                        epoch=epoch, metrics=metrics, extra={"partial": {
+                                            "batch": b, "sums": sums,
+                                            "seconds": round(before + time.time() - t0, 2)}})
+                        stops.saved = f"epoch {epoch + 1}, batch {b}"
+                    raise TrainingInterrupted(stops.signum, stops.saved, out)
+                idx = dist.shard(perm[b * cfg.batch_size:(b + 1) * cfg.batch_size])
+                x = train_set.tensor(idx)
+                bg = torch.Generator().manual_seed(batch_seed(cfg.seed, epoch, b))
+                if flip:
+                    x = data.random_flip(x, bg)
+                res = net(x, seed=batch_seed(cfg.seed, epoch, b), images=idx,
+                          ss_p=_ss_p(cfg, epoch), gen=bg)
+                loss = res["loss"]
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"loss became {float(loss)} at epoch {epoch + 1}, batch {b + 1}; the "
+                        f"last good checkpoint is kept in {out}. Lower --set lr=... or check "
+                        f"the data")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                dirty = True
+                for k, v in res.items():
+                    if torch.is_tensor(v) and v.dim() == 0:
+                        sums[k] = sums.get(k, 0.0) + float(v)
+                bar.set_postfix({k: f"{v / (b + 1):.4f}" for k, v in sums.items() if k != "rate"})
+            bar.close()
+            last = {"epoch": epoch + 1, **{k: dist.mean(v / n_batches) for k, v in sums.items()},
+                    "seconds": round(before + time.time() - t0, 2), "batches": n_batches}
+            if dist.main:
+                mse = _write_epoch_outputs(out, model, cfg, test_x, metrics + [last])
+                if mse is not None:
+                    last["test_mse"] = mse
+                metrics.append(last)
+                plots.save_loss_curve(metrics, out / "loss.png")
+                checkpoint.save(ckpt_path, cfg=cfg, model=model, optimizer=opt, epoch=epoch + 1,
+                                metrics=metrics)
+                _write_metrics(out, metrics)
+                stops.saved, dirty = f"epoch {epoch + 1}", False
+            dist.barrier()
+            if stops.signum is not None and epoch + 1 < cfg.epochs:
+                raise TrainingInterrupted(stops.signum, stops.saved, out)
     if not math.isfinite(last.get("loss", 0.0)):
         raise TrainingError("training ended with a non-finite loss")
     return last
+
+
+OUTPUTS = (checkpoint.FILENAME, "metrics.jsonl", "config.json", "samples.png",
+           "reconstructions.png", "loss.png")
+
+
+def _write_metrics(out: Path, metrics: list) -> None:
+    fileio.write_text(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
