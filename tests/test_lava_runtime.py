@@ -92,6 +92,7 @@ def test_cli_generate_verify_and_hardware_backend(nets, tmp_path):
     ver = subprocess.run(CLI + ["verify", str(nets["fsvae"]), "-n", "2"], capture_output=True,
                          text=True)
     assert ver.returncode == 0 and "0 mismatched" in ver.stdout and "OK" in ver.stdout
+    assert "emulator vs lava-sim" in ver.stdout and "torch vs lava-sim" in ver.stdout
     hw = subprocess.run(CLI + ["generate", str(nets["fsvae"]), "--backend", "loihi2", "-o",
                                str(tmp_path / "hw.png")], capture_output=True, text=True)
     assert hw.returncode == 2 and "Loihi extension" in hw.stderr
