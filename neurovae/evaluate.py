@@ -1,0 +1,128 @@
+"""Quality of a deployed model (and of float checkpoints): MSE, FID, AE-FD, classifier IS.
+
+A deployed `.net` runs on a backend (the fast `emulator` by default); a checkpoint runs as
+its PyTorch float model, which is how the ANN VAE baseline is measured. Metrics whose
+optional parts are missing are reported as skipped with the reason, never as a crash.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from . import data
+from .errors import NeurovaeError
+
+BATCH = 128
+
+
+@dataclass
+class Subject:
+    """Something that reconstructs and generates images in [-1, 1]."""
+
+    name: str
+    reconstruct: callable       # (x uint8 (N,C,H,W), first index) -> images
+    generate: callable          # (n, first index) -> images, or None (no prior)
+    batch: int | None = BATCH   # images per call; None: all in one call
+
+
+def deployed(net, backend: str, seed: int, progress: bool = False) -> Subject:
+    """A `.net` model run on one of the runtime backends (emulators in batches)."""
+    if backend in ("emulator", "torch"):
+        from .emulator import Emulator
+        from .layerwise import LayerwiseEmulator
+        emu = LayerwiseEmulator(net) if backend == "emulator" else Emulator(net)
+        return Subject(f"{net.kind} deployed ({backend})",
+                       lambda x, first: emu.run(x, len(x), seed, first_image=first)[0],
+                       lambda n, first: emu.run(None, n, seed, first_image=first)[0])
+    from .loihi_runtime import run
+    return Subject(f"{net.kind} deployed ({backend})",
+                   lambda x, _: run(net, backend, x_bytes=x, seed=seed, progress=progress)[0],
+                   lambda n, _: run(net, backend, n=n, seed=seed, progress=progress)[0],
+                   batch=None)
+
+
+def floating(model, seed: int) -> Subject:
+    """A PyTorch checkpoint in float (spiking models) or as the ANN baseline."""
+    spiking = model.kind in ("fsvae", "esvae")
+
+    @torch.no_grad()
+    def rec(x, first):
+        if spiking:
+            return model.reconstruct(x, seed=seed, images=torch.arange(first, first + len(x)))
+        return model.reconstruct(x, seed=seed)
+
+    @torch.no_grad()
+    def gen(n, first):
+        if spiking:
+            return model.sample(n, seed=seed, images=torch.arange(first, first + n))
+        return model.sample(n, seed=seed + first)
+    return Subject(f"{model.kind} float (PyTorch)", rec, gen if model.sample else None)
+
+
+def _batched(fn, total: int, batch: int | None, *args):
+    out, batch = [], batch or total
+    for lo in range(0, total, batch):
+        hi = min(total, lo + batch)
+        out.append(fn(*(a[lo:hi] for a in args), lo) if args else fn(hi - lo, lo))
+    return torch.cat(out).double().clamp(-1, 1)
+
+
+def _skip(reason: str) -> dict:
+    return {"skipped": reason}
+
+
+def evaluate(subject: Subject, test: data.ImageSet, n: int, ae=None, classifier=None,
+             fid_ref=None) -> dict:
+    """All metrics for one subject on the first n test images and n generated images."""
+    from .metrics import aefd, fid
+    from .metrics.classifier import classifier_score
+    x = test.tensor(torch.arange(min(n, len(test))))
+    real = x.double() / 127.5 - 1
+    res: dict = {"subject": subject.name, "n": len(x)}
+    t0 = time.perf_counter()
+    recon = _batched(subject.reconstruct, len(x), subject.batch, x)
+    res["mse"] = float(torch.mean((recon - real) ** 2))
+    res["recon_s"] = round(time.perf_counter() - t0, 2)
+    if subject.generate is None:
+        for key in ("fid", "aefd", "is_classifier"):
+            res[key] = _skip("the model has no prior to sample from")
+        return res
+    t0 = time.perf_counter()
+    fake = _batched(subject.generate, len(x), subject.batch)
+    res["generate_s"] = round(time.perf_counter() - t0, 2)
+    res["samples"] = fake[:64]
+    if isinstance(fid_ref, str):
+        res["fid"] = _skip(fid_ref)
+    else:
+        res["fid"] = fid.fid(fake.float(), fid_ref)
+    res["aefd"] = aefd.aefd(fake.float(), real.float(), ae) if ae is not None else _skip(
+        "no autoencoder: pass --ae RUN (train one with 'neurovae train --model ann-ae')")
+    if classifier is not None:
+        mean, std = classifier_score(fake.float(), classifier)
+        res["is_classifier"], res["is_classifier_std"] = mean, std
+    else:
+        res["is_classifier"] = _skip("no classifier: pass --classifier RUN (train one with "
+                                     "'neurovae train --model classifier')")
+    return res
+
+
+def fid_reference(test: data.ImageSet, dataset: str, n: int, data_dir, image_size, channels):
+    """Cached Inception statistics of the first n test images, or why FID is skipped."""
+    from .metrics import fid
+    try:
+        fid.inception_path()
+    except fid.MissingMetric as exc:
+        return str(exc)
+    return fid.dataset_stats(dataset, "test", n, data_dir, image_size, channels)
+
+
+def load_classifier(path):
+    """A classifier checkpoint trained with `neurovae train --model classifier`."""
+    from . import checkpoint
+    model, _ = checkpoint.load_model(path)
+    if model.kind != "classifier":
+        raise NeurovaeError(f"{path} holds a {model.kind} model, not a classifier; train one "
+                            f"with 'neurovae train --model classifier --out runs/classifier'")
+    return model
