@@ -2,8 +2,8 @@
 
 Every connection delivers at step t the spikes of step t-1, so a feed-forward layer's
 synaptic input for all steps is one batched convolution of its source's whole spike train;
-only the LIF recurrence runs step by step, as a few in-place float64 ops that are exact on
-these integers. Leading steps without input are not convolved, and the neuron state over
+only the LIF recurrence runs step by step, in a fused kernel (`lif_kernel`) that is exact
+on these integers. Leading steps without input are not convolved, and the neuron state over
 them (driven by bias alone) is computed once for all images. The FSVAE loop is recurrent
 and is stepped. Results are spike-exact with the step-by-step reference
 (`neurovae.emulator`) and with Lava (`neurovae verify`).
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from .deploy import DeployNet, Layer
 from .emulator import bias_of, input_drive, prior_counts, rate_spikes, readout_image
+from .lif_kernel import lif_run
 from .models.spiking import pick_candidates
 from .neuron import ACT_SHIFT, BIAS_EXP, DECAY_UNITY, UV_LIMIT, StateOverflow
 from .prng import PRIOR_SEED_SALT
@@ -86,24 +87,13 @@ def delayed_input(conn: Connection, spikes: Series, S: int) -> Series:
     return Series(first + 1, r.view(len(src), n, *r.shape[1:]))
 
 
-def _odd_part(f: int) -> int:
-    """f without its factors of two: v * f / 4096 is exact in floats when |v * odd| fits."""
-    while f and f % 2 == 0:
-        f //= 2
-    return max(f, 1)
-
-
-def _state_bound(drive_peak: float, fv: float, S: int) -> float:
-    """Largest |v| any step can reach: |v_t| <= fv |v_t-1| + max |u + bias|."""
-    return drive_peak * sum(fv ** i for i in range(S))
-
-
 def lif_series(a: Series, layer: Layer, S: int, current_memory: bool = True):
     """Bit-accurate CUBA LIF over an input series of integers; returns (spikes, final v).
 
     Same arithmetic as `neuron.lif_step_int` (decay rounds toward zero: trunc of an exact
-    float64 product). Loihi's 24-bit state range is checked at every step unless a bound
-    proves it safe. Without `current_memory` the current is the step's input only (readout).
+    float64 product); Loihi's 24-bit state range is checked at every step. Without
+    `current_memory` the current is the step's input only (the readout). Neurons whose
+    current is the step's input alone (all of neurovae's) run in the fused kernel.
     """
     p = layer.neuron
     fu = (DECAY_UNITY - p.i_decay) / DECAY_UNITY if current_memory else 0.0
@@ -120,43 +110,33 @@ def lif_series(a: Series, layer: Layer, S: int, current_memory: bool = True):
         v = torch.trunc(v * fv) + b
         if bool((v > th).any()) or float(v.abs().max()) >= UV_LIMIT - 1:
             return _lif_stepped(a, layer, S, current_memory)
-    v = torch.empty_like(x[0] if len(x) else v.expand(n, *shape), dtype=torch.float64).copy_(
-        v.expand(n, *shape))
-    spikes = torch.empty_like(x, dtype=torch.bool)
     if len(x) == 0:
-        return Series(S, spikes.view(torch.uint8)), v
-    lo, hi = torch.aminmax(x)
-    a_peak = max(-float(lo), float(hi)) * (1 << ACT_SHIFT)
-    b_peak = float(b.abs().max())
+        return Series(S, torch.empty_like(x, dtype=torch.uint8)), v.expand(n, *shape)
     if fu == 0.0:
-        v_peak = _state_bound(max(a_peak + b_peak, float(v.abs().max())), fv, S)
-        check = v_peak >= UV_LIMIT - 1
-        # float32 is exact when every |v * decay| and |drive| stays below 2**24
-        dtype = torch.float32 if v_peak * _odd_part(DECAY_UNITY - p.v_decay) < FLOAT32_EXACT \
-            else torch.float64
-        drive = x.to(dtype).mul(1 << ACT_SHIFT).add_(b.to(dtype))
-        v = v.to(dtype)
+        spikes, v, over = lif_run(x, b, v, 1 << ACT_SHIFT, fv, th, UV_LIMIT - 1)
     else:
-        u = torch.zeros_like(v)
-        check = True
+        spikes, v, peak = _lif_with_current(x, b, v, fu, fv, th)
+        over = peak >= UV_LIMIT - 1
+    if over:
+        raise StateOverflow(f"a neuron state in layer {layer.name} reached Loihi's 24-bit "
+                            f"limit ({UV_LIMIT - 1})")
+    return Series(a.start, spikes), v
+
+
+def _lif_with_current(x, b, v0, fu, fv, th):
+    """LIF with current memory (i_decay < 4096), as tensor ops step by step."""
+    v = torch.empty_like(x[0], dtype=torch.float64).copy_(v0.expand(x.shape[1:]))
+    u = torch.zeros_like(v)
+    spikes = torch.empty_like(x, dtype=torch.bool)
     peak = 0.0
     for t in range(len(x)):
-        v.mul_(fv).trunc_()
-        if fu == 0.0:
-            v.add_(drive[t])
-        else:
-            u.mul_(fu).trunc_().add_(x[t], alpha=1 << ACT_SHIFT)
-            v.add_(u).add_(b)
-            peak = max(peak, float(u.abs().max()))
-        if check:
-            lo, hi = torch.aminmax(v)
-            peak = max(peak, -float(lo), float(hi))
+        u.mul_(fu).trunc_().add_(x[t], alpha=1 << ACT_SHIFT)
+        v.mul_(fv).trunc_().add_(u).add_(b)
+        lo, hi = torch.aminmax(v)
+        peak = max(peak, float(u.abs().max()), -float(lo), float(hi))
         torch.gt(v, th, out=spikes[t])
         v.masked_fill_(spikes[t], 0.0)
-    if peak >= UV_LIMIT - 1:
-        raise StateOverflow(f"neuron state {int(peak)} exceeds Loihi's 24-bit range "
-                            f"in layer {layer.name}")
-    return Series(a.start, spikes.view(torch.uint8)), v
+    return spikes.view(torch.uint8), v, peak
 
 
 def _lif_stepped(a: Series, layer: Layer, S: int, current_memory: bool):
@@ -179,7 +159,7 @@ def run_stack(layers: list, conns: list, first: Series, rec: dict | None, stage:
 class LayerwiseEmulator:
     """Reconstruct or generate with a DeployNet, batched over images and steps."""
 
-    def __init__(self, net: DeployNet, chunk: int = 256):
+    def __init__(self, net: DeployNet, chunk: int = 512):
         self.net, self.chunk = net, chunk
         self.enc = [Connection(l) for l in net.encoder]
         self.dec = [Connection(l) for l in net.decoder]
@@ -240,6 +220,8 @@ class LayerwiseEmulator:
         series = [torch.zeros(S, n, l.n_out, dtype=torch.uint8) for l in layers]
         z = torch.zeros(S, n, net.latent, dtype=torch.uint8)
         state = [None] * len(layers)
+        fused = [l.neuron.i_decay == DECAY_UNITY for l in layers]   # current = input only
+        biases = [_bias_hw(l) for l in layers]
         for t in range(S):
             for i, (layer, conn) in enumerate(zip(layers, conns)):
                 if t == 0:
@@ -247,8 +229,19 @@ class LayerwiseEmulator:
                 else:
                     src = series[i - 1][t - 1] if i else (
                         z[t - 1] if gen else torch.cat([enc_out[t - 1], z[t - 1]], 1))
-                    a = conn(src).double()
-                series[i][t], state[i] = _lif_one(a, layer, state[i])
+                    a = conn(src)
+                if fused[i]:
+                    v = torch.zeros(n, layer.n_out, dtype=torch.float64) if t == 0 else state[i]
+                    p = layer.neuron
+                    s, state[i], over = lif_run(a.unsqueeze(0), biases[i], v, 1 << ACT_SHIFT,
+                                                (DECAY_UNITY - p.v_decay) / DECAY_UNITY,
+                                                float(p.vth_mant << ACT_SHIFT), UV_LIMIT - 1)
+                    if over:
+                        raise StateOverflow(f"a neuron state in layer {layer.name} reached "
+                                            f"Loihi's 24-bit limit ({UV_LIMIT - 1})")
+                    series[i][t] = s[0]
+                else:
+                    series[i][t], state[i] = _lif_one(a.double(), layer, state[i])
             z[t] = pick_candidates(series[-1][t].long(), net.k, pick_seed, images, t).to(
                 torch.uint8)
         if rec is not None:
@@ -267,6 +260,13 @@ class LayerwiseEmulator:
         for t in range(sm["sample_start"], min(S, sm["sample_start"] + sm["T"])):
             z[t] = rate_spikes(counts, sm["T"], seed, images, t).to(torch.uint8)
         return z
+
+
+def _bias_hw(layer: Layer) -> torch.Tensor:
+    """Per-neuron bias in hardware units (bias mantissa << 6), float64."""
+    bias = bias_of(layer)
+    b = bias.double() if torch.is_tensor(bias) else torch.full((layer.n_out,), float(bias))
+    return b * (1 << BIAS_EXP)
 
 
 def _lif_one(a: torch.Tensor, layer: Layer, state):

@@ -52,10 +52,12 @@ def test_bias_driven_spikes_before_any_input():
 def test_longer_leak_and_current_memory_are_exact():
     """Neurons with current memory (i_decay < 4096) and slow leaks take the general path."""
     net = _net("fsvae", "v_decay=256")
-    for i, layer in enumerate(net.decoder):
-        net.decoder[i] = dataclasses.replace(
-            layer, neuron=dataclasses.replace(layer.neuron, i_decay=2048))
+    for layers in (net.decoder, net.prior, net.posterior):
+        for i, layer in enumerate(layers):
+            layers[i] = dataclasses.replace(
+                layer, neuron=dataclasses.replace(layer.neuron, i_decay=2048))
     _assert_same(net, None, 5, seed=2)
+    _assert_same(net, data.load_images("mnist", "test").tensor(torch.arange(3)), 3, seed=2)
 
 
 def test_state_overflow_is_reported_like_the_reference():
