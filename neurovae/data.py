@@ -263,18 +263,24 @@ def clear_cache() -> None:
     _MNIST_PICKLE_CACHE.clear()
 
 
-def read_idx_images(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX image file (magic 0x00000803, optionally gzipped) as a uint8 array ``(N, H, W)``.
-
-    Raises DatasetError on a wrong magic number, a size mismatch or a broken gzip stream.
-    """
-    path = Path(path)
+def _read_idx_bytes(path: Path) -> bytes:
+    """The bytes of an IDX file, gunzipped when gzipped."""
     try:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"cannot read IDX file {path}: {exc}; re-fetch or re-extract it") from None
+    return raw
+
+
+def read_idx_images(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX image file (magic 0x00000803, optionally gzipped) as a uint8 array ``(N, H, W)``.
+
+    Raises DatasetError on a wrong magic number, a size mismatch or a broken gzip stream.
+    """
+    path = Path(path)
+    raw = _read_idx_bytes(path)
     if len(raw) < 16:
         raise DatasetError(f"IDX file {path} is truncated ({len(raw)} bytes, no complete header); re-fetch it")
     magic, n, h, w = struct.unpack(">IIII", raw[:16])
@@ -298,12 +304,7 @@ def read_idx_labels(path: str | os.PathLike) -> np.ndarray:
     Raises DatasetError on a wrong magic number, a size mismatch or a broken gzip stream.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetError(f"cannot read IDX file {path}: {exc}; re-fetch or re-extract it") from None
+    raw = _read_idx_bytes(path)
     if len(raw) < 8:
         raise DatasetError(f"IDX file {path} is truncated ({len(raw)} bytes, no complete header); re-fetch it")
     magic, n = struct.unpack(">II", raw[:8])
