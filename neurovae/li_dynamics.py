@@ -41,13 +41,12 @@ class _FastLI(torch.autograd.Function):
         keep = ((1 << DECAY_BITS) - int(decay.detach().reshape(-1)[0])) / (1 << DECAY_BITS)
         y = torch.trunc(state.detach().to(torch.float64) * w_scale).expand(x.shape[1:]).clone()
         reset = first_integer_at_or_above(threshold * w_scale) if threshold > 0 else None
-        out = torch.empty_like(x)
         for t in range(steps):
             y.mul_(keep).trunc_().add_(x[t])            # right_shift_to_zero(y * d, 12) + x
-            out[t] = y
+            x[t] = y                                    # the output overwrites its input
             if reset is not None:
                 y.masked_fill_(y >= reset, 0.0)
-        output = torch.movedim(out.div_(w_scale).to(input.dtype), 0, -1).contiguous()
+        output = torch.movedim(x.div_(w_scale).to(input.dtype), 0, -1).contiguous()
         ctx.save_for_backward(output, decay)
         return output
 
