@@ -92,18 +92,14 @@ def lif_series(a: Series, layer: Layer, S: int, current_memory: bool = True):
 
     Same arithmetic as `neuron.lif_step_int` (decay rounds toward zero: trunc of an exact
     float64 product); Loihi's 24-bit state range is checked at every step. Without
-    `current_memory` the current is the step's input only (the readout). Neurons whose
-    current is the step's input alone (all of neurovae's) run in the fused kernel.
+    `current_memory` the current is the step's input only (the readout).
     """
     p = layer.neuron
-    fu = (DECAY_UNITY - p.i_decay) / DECAY_UNITY if current_memory else 0.0
     fv = (DECAY_UNITY - p.v_decay) / DECAY_UNITY
     th = float(p.vth_mant << ACT_SHIFT)
     x = a.data
     shape, n = x.shape[2:], x.shape[1]
-    bias = bias_of(layer)
-    b = (bias.double().view(shape) if torch.is_tensor(bias) else torch.tensor(float(bias)))
-    b = b * (1 << BIAS_EXP)
+    b = _bias_hw(layer, shape)
     # steps before a.start: no input, so v follows the bias alone, the same in every image
     v = torch.zeros(1, *shape, dtype=torch.float64)
     for t in range(a.start):
@@ -112,21 +108,47 @@ def lif_series(a: Series, layer: Layer, S: int, current_memory: bool = True):
             return _lif_stepped(a, layer, S, current_memory)
     if len(x) == 0:
         return Series(S, torch.empty_like(x, dtype=torch.uint8)), v.expand(n, *shape)
+    spikes, v, _ = lif_block(x, layer, v, None, current_memory, b)
+    return Series(a.start, spikes), v
+
+
+def lif_block(x: torch.Tensor, layer: Layer, v0: torch.Tensor, u0, current_memory: bool = True,
+              b: torch.Tensor | None = None):
+    """LIF steps over inputs x (steps, N, ...) from state (v0, u0; u0 None = zero current);
+    b: the layer's `_bias_hw`, when the caller already holds it.
+
+    Neurons whose current is the step's input alone (all of neurovae's) run in the fused
+    kernel; others step as tensor ops. Returns (spikes uint8, v, u) and raises
+    StateOverflow when a state reaches Loihi's 24-bit limit.
+    """
+    p = layer.neuron
+    fu = (DECAY_UNITY - p.i_decay) / DECAY_UNITY if current_memory else 0.0
+    fv = (DECAY_UNITY - p.v_decay) / DECAY_UNITY
+    th = float(p.vth_mant << ACT_SHIFT)
+    b = _bias_hw(layer, x.shape[2:]) if b is None else b
     if fu == 0.0:
-        spikes, v, over = lif_run(x, b, v, 1 << ACT_SHIFT, fv, th, UV_LIMIT - 1)
+        spikes, v, over = lif_run(x, b, v0, 1 << ACT_SHIFT, fv, th, UV_LIMIT - 1)
+        u = None
     else:
-        spikes, v, peak = _lif_with_current(x, b, v, fu, fv, th)
+        spikes, v, u, peak = _lif_with_current(x, b, v0, u0, fu, fv, th)
         over = peak >= UV_LIMIT - 1
     if over:
         raise StateOverflow(f"a neuron state in layer {layer.name} reached Loihi's 24-bit "
                             f"limit ({UV_LIMIT - 1})")
-    return Series(a.start, spikes), v
+    return spikes, v, u
 
 
-def _lif_with_current(x, b, v0, fu, fv, th):
+def _bias_hw(layer: Layer, shape) -> torch.Tensor:
+    """Bias in hardware units (mantissa << 6) as float64, per neuron in `shape`."""
+    bias = bias_of(layer)
+    b = bias.double().view(shape) if torch.is_tensor(bias) else torch.tensor(float(bias))
+    return b * (1 << BIAS_EXP)
+
+
+def _lif_with_current(x, b, v0, u0, fu, fv, th):
     """LIF with current memory (i_decay < 4096), as tensor ops step by step."""
     v = torch.empty_like(x[0], dtype=torch.float64).copy_(v0.expand(x.shape[1:]))
-    u = torch.zeros_like(v)
+    u = torch.zeros_like(v) if u0 is None else u0.clone()
     spikes = torch.empty_like(x, dtype=torch.bool)
     peak = 0.0
     for t in range(len(x)):
@@ -136,7 +158,7 @@ def _lif_with_current(x, b, v0, fu, fv, th):
         peak = max(peak, float(u.abs().max()), -float(lo), float(hi))
         torch.gt(v, th, out=spikes[t])
         v.masked_fill_(spikes[t], 0.0)
-    return spikes.view(torch.uint8), v, peak
+    return spikes.view(torch.uint8), v, u, peak
 
 
 def _lif_stepped(a: Series, layer: Layer, S: int, current_memory: bool):
@@ -219,9 +241,8 @@ class LayerwiseEmulator:
         pick_seed = seed ^ PRIOR_SEED_SALT if gen else seed
         series = [torch.zeros(S, n, l.n_out, dtype=torch.uint8) for l in layers]
         z = torch.zeros(S, n, net.latent, dtype=torch.uint8)
-        state = [None] * len(layers)
-        fused = [l.neuron.i_decay == DECAY_UNITY for l in layers]   # current = input only
-        biases = [_bias_hw(l) for l in layers]
+        state = [(torch.zeros(n, l.n_out, dtype=torch.float64), None) for l in layers]
+        biases = [_bias_hw(l, (l.n_out,)) for l in layers]
         for t in range(S):
             for i, (layer, conn) in enumerate(zip(layers, conns)):
                 if t == 0:
@@ -230,18 +251,8 @@ class LayerwiseEmulator:
                     src = series[i - 1][t - 1] if i else (
                         z[t - 1] if gen else torch.cat([enc_out[t - 1], z[t - 1]], 1))
                     a = conn(src)
-                if fused[i]:
-                    v = torch.zeros(n, layer.n_out, dtype=torch.float64) if t == 0 else state[i]
-                    p = layer.neuron
-                    s, state[i], over = lif_run(a.unsqueeze(0), biases[i], v, 1 << ACT_SHIFT,
-                                                (DECAY_UNITY - p.v_decay) / DECAY_UNITY,
-                                                float(p.vth_mant << ACT_SHIFT), UV_LIMIT - 1)
-                    if over:
-                        raise StateOverflow(f"a neuron state in layer {layer.name} reached "
-                                            f"Loihi's 24-bit limit ({UV_LIMIT - 1})")
-                    series[i][t] = s[0]
-                else:
-                    series[i][t], state[i] = _lif_one(a.double(), layer, state[i])
+                s, v, u = lif_block(a.unsqueeze(0), layer, *state[i], b=biases[i])
+                series[i][t], state[i] = s[0], (v, u)
             z[t] = pick_candidates(series[-1][t].long(), net.k, pick_seed, images, t).to(
                 torch.uint8)
         if rec is not None:
@@ -260,28 +271,3 @@ class LayerwiseEmulator:
         for t in range(sm["sample_start"], min(S, sm["sample_start"] + sm["T"])):
             z[t] = rate_spikes(counts, sm["T"], seed, images, t).to(torch.uint8)
         return z
-
-
-def _bias_hw(layer: Layer) -> torch.Tensor:
-    """Per-neuron bias in hardware units (bias mantissa << 6), float64."""
-    bias = bias_of(layer)
-    b = bias.double() if torch.is_tensor(bias) else torch.full((layer.n_out,), float(bias))
-    return b * (1 << BIAS_EXP)
-
-
-def _lif_one(a: torch.Tensor, layer: Layer, state):
-    """One LIF step of a small stepped population (the FSVAE loop), float64 as lif_series;
-    state = (u, v)."""
-    p = layer.neuron
-    bias = bias_of(layer)
-    b = (bias.double() if torch.is_tensor(bias) else float(bias)) * (1 << BIAS_EXP)
-    if state is None:
-        state = (torch.zeros(a.shape, dtype=torch.float64),) * 2
-    u = torch.trunc(state[0] * ((DECAY_UNITY - p.i_decay) / DECAY_UNITY)) + a * (1 << ACT_SHIFT)
-    v = torch.trunc(state[1] * ((DECAY_UNITY - p.v_decay) / DECAY_UNITY)) + u + b
-    peak = max(float(u.abs().max()), float(v.abs().max())) if a.numel() else 0.0
-    if peak >= UV_LIMIT - 1:
-        raise StateOverflow(f"neuron state {int(peak)} exceeds Loihi's 24-bit range "
-                            f"in layer {layer.name}")
-    s = v > (p.vth_mant << ACT_SHIFT)
-    return s.to(torch.uint8), (u, v.masked_fill(s, 0.0))
