@@ -6,18 +6,15 @@ so that this module does not import `neurovae.cli` (which runs as `python -m neu
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-
-EVAL_BACKENDS = ["emulator", "torch", "lava-sim"]
+from .fileio import write_text
+from .loihi_runtime.backends import BACKENDS
 
 
 def _write_json(obj, path):
-    from .fileio import atomic_path
-    with atomic_path(path, ".json") as tmp:
-        Path(tmp).write_text(json.dumps(obj, indent=1) + "\n")
+    write_text(path, json.dumps(obj, indent=1) + "\n")
 
 
 def _fmt(value) -> str:
@@ -35,10 +32,10 @@ def register(main, user_errors, positive, _check_output):
                        "repeatable.")
     @click.option("--dataset", default=None, help="Test set (default: the model's training set).")
     @click.option("--data-dir", type=click.Path(), default=None, help="Folder with dataset files.")
-    @click.option("--backend", type=click.Choice(EVAL_BACKENDS), default="emulator",
+    @click.option("--backend", type=click.Choice(BACKENDS), default="emulator",
                   show_default=True, help="Where the .net runs: the batched fixed-point emulator "
-                  "(spike-exact with Lava, fast), the step-by-step torch reference, or Lava's "
-                  "CPU simulator (slow).")
+                  "(spike-exact with Lava, fast), the step-by-step torch reference, Lava's "
+                  "CPU simulator (slow) or Loihi 2.")
     @click.option("-n", "n", type=int, default=1000, show_default=True, callback=positive,
                   help="Test images reconstructed and images generated (FID is biased upward "
                        "for small n; compare figures at equal n).")
@@ -129,7 +126,7 @@ def register(main, user_errors, positive, _check_output):
                   help="Images to run (spike counts are averaged over them).")
     @click.option("--mode", type=click.Choice(["generate", "reconstruct"]), default="reconstruct",
                   show_default=True, help="Which path of the model to profile.")
-    @click.option("--backend", type=click.Choice(EVAL_BACKENDS), default="emulator",
+    @click.option("--backend", type=click.Choice(BACKENDS), default="emulator",
                   show_default=True, help="Where the spikes are counted (all give the same).")
     @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
     @click.option("--dataset", default=None, help="Test set for reconstruction (default: the "
@@ -162,12 +159,7 @@ def register(main, user_errors, positive, _check_output):
             test = data.load_images(dataset or net.config.get("dataset", "mnist"), "test",
                                     data_dir, size, c)
             x = test.tensor(list(range(min(n, len(test)))))
-        if backend == "emulator":
-            from .layerwise import LayerwiseEmulator
-            _, records = LayerwiseEmulator(net).run(x, n, seed, record=True)
-            records = {k: v.numpy() for k, v in records.items() if k != "readout_v"}
-        else:
-            _, records = run(net, backend, x_bytes=x, n=n, seed=seed, record=True)
+        _, records = run(net, backend, x_bytes=x, n=n, seed=seed, record=True)
         report = make_profile(net, records, n if x is None else len(x), x_bytes=x)
         click.echo(format_table(report))
         _write_json(report, json_out)

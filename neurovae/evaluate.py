@@ -28,19 +28,15 @@ class Subject:
 
 
 def deployed(net, backend: str, seed: int, progress: bool = False) -> Subject:
-    """A `.net` model run on one of the runtime backends (emulators in batches)."""
-    if backend in ("emulator", "torch"):
-        from .emulator import Emulator
-        from .layerwise import LayerwiseEmulator
-        emu = LayerwiseEmulator(net) if backend == "emulator" else Emulator(net)
-        return Subject(f"{net.kind} deployed ({backend})",
-                       lambda x, first: emu.run(x, len(x), seed, first_image=first)[0],
-                       lambda n, first: emu.run(None, n, seed, first_image=first)[0])
+    """A `.net` model run on one of the runtime backends: the tensor backends in batches,
+    Lava in one run (one compiled graph serves all images)."""
     from .loihi_runtime import run
     return Subject(f"{net.kind} deployed ({backend})",
-                   lambda x, _: run(net, backend, x_bytes=x, seed=seed, progress=progress)[0],
-                   lambda n, _: run(net, backend, n=n, seed=seed, progress=progress)[0],
-                   batch=None)
+                   lambda x, first: run(net, backend, x_bytes=x, seed=seed, progress=progress,
+                                        first_image=first)[0],
+                   lambda n, first: run(net, backend, n=n, seed=seed, progress=progress,
+                                        first_image=first)[0],
+                   batch=BATCH if backend in ("emulator", "torch") else None)
 
 
 def floating(model, seed: int) -> Subject:
