@@ -146,9 +146,11 @@ def train(model, preset, out, epochs, batch_size, seed, data_dir, overrides, res
     out = Path(out or f"runs/{model}-{preset}")
     last = run_training(cfg, out, resume=resume, progress=not quiet, max_batches=max_batches)
     terms = ", ".join(f"{k} {v:.4f}" for k, v in last.items()
-                      if k in ("loss", "mse", "mmd", "kld", "test_mse"))
+                      if k in ("loss", "mse", "mmd", "kld", "test_mse", "accuracy"))
     click.echo(f"trained {model} ({preset}) for {last.get('epoch', 0)} epochs: {terms}")
-    click.echo(f"run folder: {out} (checkpoint.pt, samples.png, reconstructions.png, loss.png)")
+    files = [f for f in ("checkpoint.pt", "samples.png", "reconstructions.png", "loss.png")
+             if (out / f).exists()]
+    click.echo(f"run folder: {out} ({', '.join(files)})")
 
 
 def _check_dataset(name, data_dir=None):
