@@ -13,6 +13,8 @@ import numba
 import numpy as np
 import torch
 
+from . import numba_threads  # noqa: F401  (before any parallel kernel runs)
+
 
 @numba.njit(parallel=True, cache=True)
 def _run(a, scale, bias, v, keep, threshold, limit, spikes, over):

@@ -17,9 +17,10 @@ from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
 
 from ..config import Config
 from ..neuron import (STATE_SCALE, WEIGHT_SCALE, NeuronParams, cuba_step, quantize_bias)
-from .. import li_dynamics, prng
+from .. import cuba_kernel, li_dynamics, prng, spiking_block
 
-li_dynamics.install()     # lava-dl's CUBA dynamics, same results, a faster CPU loop
+li_dynamics.install()     # lava-dl's leaky integrator, same results, a faster CPU loop
+cuba_kernel.install()     # lava-dl's CUBA neuron in one fused pass, same spikes
 
 
 def shift(x: torch.Tensor) -> torch.Tensor:
@@ -67,8 +68,8 @@ class SpikingEncoder(torch.nn.Module):
         series[..., 0] = 0
         x = shift(self.input.neuron(series))
         for block in self.convs:
-            x = block(x)
-        return self.dense(x.flatten(1, 3))
+            x = spiking_block.block(block, x)
+        return spiking_block.block(self.dense, x.flatten(1, 3))
 
 
 class SpikingDecoder(torch.nn.Module):
@@ -94,11 +95,11 @@ class SpikingDecoder(torch.nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Latent spikes (N, C, S), not delayed -> image in [-1, 1], (N, channels, H, W)."""
-        x = self.dense(shift(z))
+        x = spiking_block.block(self.dense, shift(z))
         x = x.reshape(x.shape[0], self.ch0, self.side, self.side, x.shape[-1])
         for block in self.ups:
-            x = block(x)
-        return self.readout(self.final.synapse(x))
+            x = spiking_block.block(block, x)
+        return self.readout(spiking_block.synapse(self.final.synapse, x))
 
 
 class Readout(torch.nn.Module):

@@ -1,0 +1,153 @@
+"""lava-dl's CUBA neuron (current, voltage, reset, spike) in one fused CPU pass per neuron.
+
+lava-dl computes a block's neurons as three whole-tensor stages (current integrator,
+voltage integrator with reset, spike function), each sweeping the strided time axis with
+several temporaries, and saves current and voltage for the backward pass. Here one numba
+loop per neuron runs all three over its contiguous time row with the state in registers,
+and only the voltage is kept for backward. The forward is bit-identical to lava-dl's
+(same integers, same float32 roundings); the backward is lava-dl's surrogate gradient and
+linear-recursion rule in float32, equal to lava-dl's up to the last bit of exp.
+`install()` routes eligible `cuba.Neuron` calls here; the rest keep lava-dl's code.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import torch
+
+from . import numba_threads  # noqa: F401  (before any parallel kernel runs)
+from lava.lib.dl.slayer.neuron import cuba
+from lava.lib.dl.slayer.utils import quantize
+
+from .li_dynamics import DECAY_BITS, first_integer_at_or_above
+
+_ORIGINAL_FORWARD = cuba.Neuron.forward
+
+
+@numba.njit(parallel=True, cache=True)
+def cuba_forward(z, scale, keep_u, keep_v, reset, threshold, delay, spikes, voltage):
+    """z, spikes, voltage: (M, T) float32; spikes[t + delay] = spike at t (delay 0 or 1,
+    the block's one-step axon delay, spikes[0] = 0 then). States: exact integers in float64."""
+    m, steps = z.shape
+    for i in numba.prange(m):
+        u = 0.0
+        v = 0.0
+        if delay:
+            spikes[i, 0] = np.float32(0.0)
+        for t in range(steps):
+            u = math.trunc(u * keep_u) + math.trunc(np.float64(z[i, t]) * scale)
+            current = np.float32(u / scale)            # lava-dl hands float32 between stages
+            v = math.trunc(v * keep_v) + math.trunc(np.float64(current) * scale)
+            volt = np.float32(v / scale)
+            voltage[i, t] = volt
+            if t + delay < steps:
+                spikes[i, t + delay] = np.float32(1.0) if volt >= threshold else np.float32(0.0)
+            if v >= reset:
+                v = 0.0
+
+
+@numba.njit(parallel=True, cache=True)
+def cuba_backward(voltage, grad_spikes, threshold, tau, peak, keep_u, keep_v, delay, grad_in):
+    """Surrogate exp(-|v - th| / tau) * peak, then the two integrators' reverse recursions."""
+    m, steps = voltage.shape
+    for i in numba.prange(m):
+        g_v = np.float32(0.0)
+        g_u = np.float32(0.0)
+        for t in range(steps - 1, -1, -1):
+            g_s = grad_spikes[i, t + delay] if t + delay < steps else np.float32(0.0)
+            e = np.float32(math.exp(-abs(voltage[i, t] - threshold) / tau))
+            g_v = keep_v * g_v + (peak * e) * g_s
+            g_u = keep_u * g_u + g_v
+            grad_in[i, t] = g_u
+
+
+class CubaConstants:
+    """A lava-dl CUBA neuron's constants in the kernels' form (forward and backward)."""
+
+    def __init__(self, neuron):
+        scale = 1 << DECAY_BITS
+        self.d_u = quantize(neuron.current_decay).item()
+        self.d_v = quantize(neuron.voltage_decay).item()
+        self.threshold = neuron.threshold + neuron.threshold_eps
+        tau = neuron.tau_rho * cuba.TAU_RHO_MULT
+        f32 = np.float32
+        scale_rho = torch.tensor(neuron.scale_rho * cuba.SCALE_RHO_MULT, dtype=torch.float32)
+        # lava-dl's float32 constants: peak = scale_rho / 2 / tau, keep = 1 - decay / 4096
+        self.peak = (scale_rho / 2 / torch.tensor(tau, dtype=torch.float32)).numpy()[()]
+        self.tau = f32(tau)
+        self.grad_keep = [f32(1) - f32(d) / f32(scale) for d in (self.d_u, self.d_v)]
+        self.fwd = (float(scale), (scale - self.d_u) / scale, (scale - self.d_v) / scale,
+                    float(first_integer_at_or_above(self.threshold * scale)),
+                    f32(self.threshold))
+
+    def forward(self, z: torch.Tensor, spikes: torch.Tensor, voltage: torch.Tensor,
+                delay: int = 0) -> None:
+        """Run the neurons on z (..., T) into spikes and voltage (same shape, contiguous)."""
+        rows = (-1, z.shape[-1])
+        cuba_forward(z.contiguous().view(rows).numpy(), *self.fwd, delay,
+                     spikes.view(rows).numpy(), voltage.view(rows).numpy())
+
+    def backward(self, voltage: torch.Tensor, grad_spikes: torch.Tensor,
+                 grad_in: torch.Tensor, delay: int = 0) -> None:
+        """Gradient of the neuron input from the saved voltage and the spikes' gradient."""
+        rows = (-1, voltage.shape[-1])
+        cuba_backward(voltage.view(rows).numpy(), grad_spikes.contiguous().view(rows).numpy(),
+                      self.fwd[-1], self.tau, self.peak, *self.grad_keep, delay,
+                      grad_in.view(rows).numpy())
+
+
+class _FusedCuba(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, consts: CubaConstants):
+        spikes = torch.empty(z.shape, dtype=z.dtype)
+        voltage = torch.empty(z.shape, dtype=z.dtype)
+        consts.forward(z.detach(), spikes, voltage)
+        ctx.save_for_backward(voltage)
+        ctx.consts = consts
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes):
+        (voltage,) = ctx.saved_tensors
+        grad_in = torch.empty_like(voltage)
+        ctx.consts.backward(voltage, grad_spikes, grad_in)
+        return grad_in, None
+
+
+def eligible(neuron, x: torch.Tensor) -> bool:
+    """The configurations the fused pass reproduces exactly; everything else keeps lava-dl."""
+    return (not x.is_cuda and x.dtype == torch.float32 and neuron.shared_param
+            and not neuron.persistent_state and not neuron.requires_grad
+            and neuron.norm is None and neuron.drop is None and not neuron.graded_spike
+            and not neuron.debug and neuron.s_scale == 1 << DECAY_BITS
+            and not bool(neuron.current_state.any()) and not bool(neuron.voltage_state.any()))
+
+
+def forward(neuron, input: torch.Tensor) -> torch.Tensor:
+    """Drop-in for `cuba.Neuron.forward`: spikes of the whole (N, ..., T) series."""
+    if not eligible(neuron, input):
+        return _ORIGINAL_FORWARD(neuron, input)
+    if neuron.shape is None:
+        neuron.shape = input.shape[1:-1]
+        neuron.num_neurons = int(np.prod(neuron.shape))
+    elif input.shape[1:-1] != neuron.shape:
+        raise AssertionError(f"Input tensor shape ({input.shape}) does not match with "
+                             f"Neuron shape ({neuron.shape}).")
+    return _FusedCuba.apply(input, CubaConstants(neuron))
+
+
+def install() -> None:
+    """Route lava-dl's CUBA neurons through `forward` (idempotent)."""
+    cuba.Neuron.forward = forward
+
+
+def uninstall() -> None:
+    """Restore lava-dl's own forward (tests compare the two)."""
+    cuba.Neuron.forward = _ORIGINAL_FORWARD
+
+
+def installed() -> bool:
+    """Whether lava-dl's CUBA neurons run through this module (`spiking_block` follows)."""
+    return cuba.Neuron.forward is forward

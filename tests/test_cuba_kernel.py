@@ -1,0 +1,131 @@
+"""The fused CUBA neuron and block give lava-dl's spikes bit for bit and lava-dl's gradients.
+
+Gradients agree to float32 rounding only: the surrogate's exp is computed by a scalar
+library exp here and by torch's vector exp in lava-dl (they differ in the last bit for
+about 1% of arguments).
+"""
+import pytest
+import torch
+from lava.lib.dl import slayer
+
+from neurovae import cuba_kernel, spiking_block
+from neurovae.models import build_model
+
+GRAD_RTOL = 1e-5
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    scale = max(float(a.abs().max()), 1e-12)
+    return float((a - b).abs().max()) <= GRAD_RTOL * scale
+
+
+def _params(threshold, i_decay, v_decay):
+    return dict(threshold=threshold, current_decay=i_decay, voltage_decay=v_decay,
+                tau_grad=0.01, scale_grad=12.0)
+
+
+def _both(run):
+    """run() under lava-dl's code, then under the fused code."""
+    cuba_kernel.uninstall()
+    try:
+        ref = run()
+    finally:
+        cuba_kernel.install()
+    return ref, run()
+
+
+@pytest.mark.parametrize("threshold,i_decay,v_decay", [
+    (1.25, 1.0, 0.25),      # paper config: no current memory, keep 1/4 of v
+    (0.2, 0.5, 0.75),       # current memory and a low threshold
+    (3.0, 0.0, 0.0),        # perfect integrators, threshold on an exact integer
+])
+def test_neuron_matches_lava_dl(threshold, i_decay, v_decay):
+    torch.manual_seed(0)
+    x = (torch.randn(6, 4, 5, 5, 24) * 2).requires_grad_()
+    g = torch.randn(6, 4, 5, 5, 24)
+
+    def run():
+        neuron = slayer.neuron.cuba.Neuron(**_params(threshold, i_decay, v_decay))
+        s = neuron(x)
+        return s, torch.autograd.grad(s, x, g)[0]
+
+    (s_ref, g_ref), (s, g_got) = _both(run)
+    assert 0.05 < float(s_ref.mean()) < 0.95
+    assert torch.equal(s_ref, s)
+    assert _close(g_ref, g_got)
+
+
+def test_neuron_outside_the_fused_cases_keeps_lava_dl():
+    neuron = slayer.neuron.cuba.Neuron(**_params(1.25, 1.0, 0.25), persistent_state=True)
+    assert not cuba_kernel.eligible(neuron, torch.zeros(2, 3, 4))
+
+
+def _blocks():
+    p = _params(1.25, 1.0, 0.25)
+    yield "conv", slayer.block.cuba.Conv(dict(p), 4, 6, 3, stride=2, padding=1,
+                                         weight_scale=6), (5, 4, 8, 8, 20)
+    yield "convT", slayer.block.cuba.ConvT(dict(p), 4, 3, 4, stride=2, padding=1,
+                                           weight_scale=6), (5, 4, 4, 4, 20)
+    yield "dense", slayer.block.cuba.Dense(dict(p), 30, 12, weight_scale=6), (5, 30, 20)
+    yield "dense-no-delay", slayer.block.cuba.Dense(dict(p), 30, 12, weight_scale=6,
+                                                    delay_shift=False), (5, 30, 20)
+
+
+@pytest.mark.parametrize("name", ["conv", "convT", "dense", "dense-no-delay"])
+def test_block_matches_lava_dl(name):
+    torch.manual_seed(1)
+    blk, shape = next((b, s) for n, b, s in _blocks() if n == name)
+    x = (torch.rand(shape) < 0.3).float().requires_grad_()
+
+    def run():
+        s = spiking_block.block(blk, x)
+        g = torch.linspace(-1, 1, s.numel()).reshape(s.shape)
+        gx, gw = torch.autograd.grad(s, (x, blk.synapse.weight), g)
+        return s, gx, gw
+
+    (s_ref, gx_ref, gw_ref), (s, gx, gw) = _both(run)
+    assert s_ref.shape == s.shape and s_ref.sum() > 0
+    assert torch.equal(s_ref, s)
+    assert _close(gx_ref, gx) and _close(gw_ref, gw)
+
+
+def test_synapse_matches_lava_dl_and_keeps_graded_inputs():
+    torch.manual_seed(2)
+    syn = slayer.synapse.Conv(4, 2, 3, padding=1, weight_scale=6,
+                              pre_hook_fx=lambda w: torch.round(w * 32) / 32)
+    for x in ((torch.rand(3, 4, 6, 6, 10) < 0.3).float(), torch.rand(3, 4, 6, 6, 10)):
+        x.requires_grad_()
+        (z_ref, g_ref), (z, g) = _both(
+            lambda: (lambda z: (z, torch.autograd.grad(z.square().sum(), x)[0]))(
+                spiking_block.synapse(syn, x)))
+        assert torch.equal(z_ref, z)
+        assert _close(g_ref, g)
+
+
+def test_block_keeps_spikes_as_bytes():
+    """The saved input of a block is one byte per spike, not four."""
+    _, blk, shape = next(_blocks())
+    x = (torch.rand(shape) < 0.3).float().requires_grad_()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        spiking_block.block(blk, x)
+    assert any(t.dtype == torch.uint8 and t.shape == x.shape for t in saved)
+    assert not any(t.dtype == torch.float32 and t.shape == x.shape for t in saved)
+
+
+@pytest.mark.parametrize("kind", ["fsvae", "esvae"])
+def test_training_step_matches_lava_dl(tiny_cfg, kind):
+    """A model's loss equals lava-dl's own code bit for bit; its gradients to rounding."""
+    x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+
+    def run():
+        torch.manual_seed(3)
+        model = build_model(tiny_cfg(kind))
+        out = model(x, seed=1, images=torch.arange(4), ss_p=0.5,
+                    gen=torch.Generator().manual_seed(1))
+        out["loss"].backward()
+        return out["loss"].detach(), [p.grad for p in model.parameters() if p.grad is not None]
+
+    (l_ref, g_ref), (l, g) = _both(run)
+    assert torch.equal(l_ref, l) and len(g_ref) == len(g) > 4
+    assert all(_close(a, b) for a, b in zip(g_ref, g))
