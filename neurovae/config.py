@@ -41,6 +41,7 @@ class Config:
     kld_weight: float = 0.00025
     epochs: int = 2
     batch_size: int = 64
+    micro_batch: int = 0                    # FSVAE: run a batch in slices of this many images (same gradient, less memory); 0 = at once
     lr: float = 1e-3
     weight_decay: float = 1e-3
     train_subset: int | None = None         # use the first N training images (small CPU runs)
@@ -83,6 +84,14 @@ class Config:
         for name in ("latent", "k", "T", "epochs", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.micro_batch < 0:
+            raise ConfigError(f"micro_batch must be 0 (whole batch) or positive, got "
+                              f"{self.micro_batch}")
+        if self.micro_batch and self.model != "fsvae":
+            raise ConfigError(
+                f"micro_batch applies to fsvae only: {self.model}'s loss couples the images "
+                f"of a batch (ESVAE's MMD, the ANNs' batch norm), so slices would change it; "
+                f"use --set micro_batch=0")
         return self
 
 
@@ -100,6 +109,10 @@ for _ds, _ch in (("mnist", 1), ("fashion-mnist", 1), ("cifar10", 3), ("celeba", 
     PRESETS[_ds] = dict(_PAPER, dataset=_ds, channels=_ch,
                         image_size=64 if _ds == "celeba" else 32,
                         ann_latent=64 if _ch == 1 else 128)
+
+# FSVAE's loss is a mean over images, so its paper batch of 250 runs in slices of 50 with
+# the same gradient: on a CPU that takes a step from 13 GiB to 3 GiB and makes it faster.
+FSVAE_PAPER_MICRO_BATCH = 50
 
 # ESVAE's paper settings differ from FSVAE's in latent size, loss weight and schedule.
 _ESVAE_PAPER = dict(mmd_weight=0.001, epochs=300, batch_size=256)
@@ -133,6 +146,8 @@ def make_config(preset: str, model: str, overrides: list[str] = ()) -> Config:
     if preset not in PRESETS:
         raise ConfigError(f"unknown config '{preset}'; presets: {', '.join(PRESETS)}")
     values = dict(PRESETS[preset], model=model)
+    if model == "fsvae" and preset != "mnist-small":
+        values["micro_batch"] = FSVAE_PAPER_MICRO_BATCH
     if model == "esvae":
         values["mmd_weight"] = 0.001
         if preset != "mnist-small":

@@ -66,6 +66,7 @@ def randint_torch(seed: int, image, step, neuron, high: int) -> torch.Tensor:
 
 
 PRIOR_SEED_SALT = 0x5BD1E995   # prior samplers use seed ^ salt, so they differ from the posterior's
+MIX_SEED_SALT = 0x27D4EB2F     # FSVAE's scheduled-sampling draws (training only)
 
 
 def _irwin_hall(draw, seed: int, image, idx, step: int):

@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -62,6 +63,33 @@ class Distributed:
     def barrier(self):
         if self.world > 1:
             torch.distributed.barrier()
+
+
+def batch_gradients(net, x, seed: int, images: torch.Tensor, ss_p: float, gen,
+                    micro: int = 0) -> dict:
+    """Forward and backward of one batch, adding into the parameters' gradients.
+
+    With 0 < micro < batch the batch runs in slices of `micro` images whose losses are
+    weighted by their share: the same gradient for a model whose loss is a mean over
+    images (FSVAE), with the memory of one slice. Returns the batch's scalar loss terms;
+    stops at the first slice whose loss is not finite.
+    """
+    n = len(x)
+    step = micro if 0 < micro < n else n
+    parts = [slice(i, min(i + step, n)) for i in range(0, n, step)]
+    sums: dict = {}
+    for j, part in enumerate(parts):
+        last = j == len(parts) - 1
+        with (net.no_sync() if not last and hasattr(net, "no_sync") else nullcontext()):
+            res = net(x[part], seed=seed, images=images[part], ss_p=ss_p, gen=gen)
+            share = (part.stop - part.start) / n
+            if not torch.isfinite(res["loss"]):
+                return {"loss": float(res["loss"])}
+            (res["loss"] * share if len(parts) > 1 else res["loss"]).backward()
+        for k, v in res.items():
+            if torch.is_tensor(v) and v.dim() == 0:
+                sums[k] = sums.get(k, 0.0) + float(v) * share
+    return sums
 
 
 def _ss_p(cfg: Config, epoch: int) -> float:
@@ -231,23 +259,20 @@ def train(cfg: Config, out_dir, resume: bool = False, progress: bool = True,
                 bg = torch.Generator().manual_seed(batch_seed(cfg.seed, epoch, b))
                 if flip:
                     x = data.random_flip(x, bg)
-                res = net(x, seed=batch_seed(cfg.seed, epoch, b), images=idx,
-                          ss_p=_ss_p(cfg, epoch), gen=bg)
-                loss = res["loss"]
-                if not torch.isfinite(loss):
+                opt.zero_grad(set_to_none=True)
+                res = batch_gradients(net, x, seed=batch_seed(cfg.seed, epoch, b), images=idx,
+                                      ss_p=_ss_p(cfg, epoch), gen=bg, micro=cfg.micro_batch)
+                if not math.isfinite(res["loss"]):
                     raise TrainingError(
-                        f"loss became {float(loss)} at epoch {epoch + 1}, batch {b + 1}; the "
+                        f"loss became {res['loss']} at epoch {epoch + 1}, batch {b + 1}; the "
                         f"last good checkpoint is kept in {out}. Lower --set lr=... or check "
                         f"the data")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
                 dirty = True
                 for k, v in res.items():
-                    if torch.is_tensor(v) and v.dim() == 0:
-                        sums[k] = sums.get(k, 0.0) + float(v)
+                    sums[k] = sums.get(k, 0.0) + v
                 bar.set_postfix({k: f"{v / (b + 1):.4f}" for k, v in sums.items() if k != "rate"})
             bar.close()
             last = {"epoch": epoch + 1, **{k: dist.mean(v / n_batches) for k, v in sums.items()},

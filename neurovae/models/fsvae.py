@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..prng import PRIOR_SEED_SALT
+from ..prng import MIX_SEED_SALT, PRIOR_SEED_SALT
 from ..config import Config
 from .spiking import AutoregressiveLoop, SpikingDecoder, SpikingEncoder, psp
 
@@ -44,11 +44,16 @@ class FSVAE(torch.nn.Module):
         return self.posterior(self.n_steps, seed, images, ext=e)
 
     def forward(self, x_bytes, seed: int, images=None, ss_p: float = 0.0, gen=None):
-        """Training pass: returns dict of loss terms, reconstruction and spike tensors."""
+        """Training pass: returns dict of loss terms, reconstruction and spike tensors.
+
+        Every random draw comes from the counter PRNG keyed by `seed` and the image indices
+        (`gen` is unused), and every loss term is a mean over images: a batch run in slices
+        gives the same gradient as the batch at once.
+        """
         images = torch.arange(len(x_bytes)) if images is None else images
         q_c, z = self.encode(x_bytes, seed, images)
         p_c, _ = self.prior(self.n_steps, seed ^ PRIOR_SEED_SALT, images, teacher=z,
-                            mix_p=ss_p, mix_gen=gen)
+                            mix_p=ss_p, mix_seed=seed ^ MIX_SEED_SALT)
         recon = self.decoder(z)
         n, ck, s = q_c.shape
         q_rate = q_c.view(n, self.cfg.latent, self.cfg.k, s).mean(2)

@@ -163,12 +163,13 @@ class AutoregressiveLoop(torch.nn.Module):
         return (w(self.ext) if self.ext is not None else None, w(self.fb), w(self.l2), w(self.l3))
 
     def forward(self, steps: int, seed: int, images: torch.Tensor, ext=None,
-                teacher=None, mix_p: float = 0.0, mix_gen: torch.Generator | None = None):
+                teacher=None, mix_p: float = 0.0, mix_seed: int = 0):
         """Run `steps` steps; returns (candidates (N, C*k, S), z (N, C, S)).
 
         ext: encoder spikes (N, ext, S), not delayed. teacher: z to feed back instead of the
         loop's own (the prior in training); with mix_p > 0, each fed-back spike comes from
-        the loop's own sample with probability mix_p (FSVAE's scheduled sampling).
+        the loop's own sample with probability mix_p (FSVAE's scheduled sampling), drawn
+        from the counter PRNG with `mix_seed`, so an image's draws do not depend on its batch.
         """
         n = images.shape[0]
         w_ext, w_fb, w2, w3 = self.weights()
@@ -179,6 +180,7 @@ class AutoregressiveLoop(torch.nn.Module):
         v = [x.clone() for x in u]
         s1, s2, z_in = zeros(2 * self.C), zeros(4 * self.C), zeros(self.C)
         e_prev = zeros(w_ext.shape[1]) if w_ext is not None else None
+        latents = torch.arange(self.C)
         cands, zs = [], []
         for t in range(steps):
             if t == 0:   # image boundary: every layer ignores its input
@@ -196,7 +198,8 @@ class AutoregressiveLoop(torch.nn.Module):
             if teacher is None:
                 z_in = z
             elif mix_p > 0:
-                own = (torch.rand(z.shape, generator=mix_gen) < mix_p).to(z.dtype)
+                draw = prng.draw_torch(mix_seed, images[:, None], t, latents[None, :])
+                own = (draw < int(mix_p * 2 ** 32)).to(z.dtype)
                 z_in = own * z + (1 - own) * teacher[..., t]
             else:
                 z_in = teacher[..., t]
