@@ -78,3 +78,18 @@ def test_last_latent_step_reaches_the_readout(tiny_cfg):
         z2 = torch.zeros_like(z)
         z2[..., model.n_steps - model.decoder.depth] = 1   # one step later: too late to show
         assert torch.equal(model.decoder(z2), base)
+
+
+def test_esvae_decoder_skips_the_steps_before_sampling_exactly(tiny_cfg):
+    """Skipping the all-zero steps before ESVAE's sampling window changes no output bit."""
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg("esvae"))
+    x = _batch(6)
+    z = model.spike_train(model.posterior_rate(x), seed=2, images=torch.arange(6))
+    assert not z[..., :model.sample_start].any() and z.any()
+    full = model.decoder(z)
+    skipped = model.decoder(z, silent=model.sample_start)
+    assert torch.equal(full, skipped)
+    g_full, = torch.autograd.grad(full.square().sum(), model.decoder.dense.synapse.weight)
+    g_skip, = torch.autograd.grad(skipped.square().sum(), model.decoder.dense.synapse.weight)
+    assert torch.allclose(g_full, g_skip, rtol=1e-5, atol=1e-7) and g_full.abs().sum() > 0

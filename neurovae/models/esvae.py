@@ -53,7 +53,7 @@ class ESVAE(torch.nn.Module):
         images = torch.arange(len(x_bytes)) if images is None else images
         r_q = self.posterior_rate(x_bytes)
         z = self.spike_train(r_q, seed, images)
-        recon = self.decoder(z)
+        recon = self.decoder(z, silent=self.sample_start)
         r_p = self.prior_rate(seed, images)
         mse = torch.mean((recon - to_target(x_bytes)) ** 2)
         mmd = rbf_mmd(r_q, r_p)
@@ -63,11 +63,12 @@ class ESVAE(torch.nn.Module):
     @torch.no_grad()
     def reconstruct(self, x_bytes, seed: int = 0, images=None):
         images = torch.arange(len(x_bytes)) if images is None else images
-        return self.decoder(self.spike_train(self.posterior_rate(x_bytes), seed, images))
+        z = self.spike_train(self.posterior_rate(x_bytes), seed, images)
+        return self.decoder(z, silent=self.sample_start)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, images=None):
         images = torch.arange(n) if images is None else images
         rate = self.prior_rate(seed, images)
         counts = torch.round(rate * self.cfg.T) / self.cfg.T   # deployable rates: count / T
-        return self.decoder(self.spike_train(counts, seed, images))
+        return self.decoder(self.spike_train(counts, seed, images), silent=self.sample_start)

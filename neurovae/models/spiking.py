@@ -93,13 +93,20 @@ class SpikingDecoder(torch.nn.Module):
         self.readout = Readout(cfg.readout_neuron, cfg.channels)
         self.depth = len(ch) + 1   # synaptic layers from latent spikes to the readout
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent spikes (N, C, S), not delayed -> image in [-1, 1], (N, channels, H, W)."""
-        x = spiking_block.block(self.dense, shift(z))
+    def forward(self, z: torch.Tensor, silent: int = 0) -> torch.Tensor:
+        """Latent spikes (N, C, S), not delayed -> image in [-1, 1], (N, channels, H, W).
+
+        `silent`: z carries no spike before this step (ESVAE's sampling window). Those
+        steps are skipped, exactly: with no input and no bias the blocks' neurons stay at
+        rest and emit nothing; the readout still integrates its bias over every step.
+        """
+        steps = z.shape[-1]
+        x = spiking_block.block(self.dense, shift(z[..., silent:]))
         x = x.reshape(x.shape[0], self.ch0, self.side, self.side, x.shape[-1])
         for block in self.ups:
             x = spiking_block.block(block, x)
-        return self.readout(spiking_block.synapse(self.final.synapse, x))
+        drive = spiking_block.synapse(self.final.synapse, x)
+        return self.readout(F.pad(drive, (steps - drive.shape[-1], 0)))
 
 
 class Readout(torch.nn.Module):
