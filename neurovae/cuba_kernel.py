@@ -31,6 +31,7 @@ def cuba_forward(z, scale, keep_u, keep_v, reset, threshold, delay, spikes, volt
     """z, spikes, voltage: (M, T) float32; spikes[t + delay] = spike at t (delay 0 or 1,
     the block's one-step axon delay, spikes[0] = 0 then). States: exact integers in float64."""
     m, steps = z.shape
+    inv = 1.0 / scale                                  # exact: scale is a power of two
     for i in numba.prange(m):
         u = 0.0
         v = 0.0
@@ -38,9 +39,9 @@ def cuba_forward(z, scale, keep_u, keep_v, reset, threshold, delay, spikes, volt
             spikes[i, 0] = np.float32(0.0)
         for t in range(steps):
             u = math.trunc(u * keep_u) + math.trunc(np.float64(z[i, t]) * scale)
-            current = np.float32(u / scale)            # lava-dl hands float32 between stages
+            current = np.float32(u * inv)              # lava-dl hands float32 between stages
             v = math.trunc(v * keep_v) + math.trunc(np.float64(current) * scale)
-            volt = np.float32(v / scale)
+            volt = np.float32(v * inv)
             voltage[i, t] = volt
             if t + delay < steps:
                 spikes[i, t + delay] = np.float32(1.0) if volt >= threshold else np.float32(0.0)
