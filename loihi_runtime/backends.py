@@ -206,6 +206,21 @@ def _exitcode(actor):
         return None
 
 
+def _forget_if_gone(actor) -> None:
+    """Drop a process that no longer exists from multiprocessing's children, so the
+    interpreter's exit hook does not join it again (Lava's join then raises, printing a
+    traceback after the clean error message, when its exit status was already collected)."""
+    pid = getattr(actor, "pid", None)
+    if pid is None:
+        return
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        multiprocessing.process._children.discard(actor)
+    except OSError:
+        pass
+
+
 def _force_stop(runtime) -> list[str]:
     """End a runtime that cannot be stopped through its channels: kill its processes, reap
     them, shut down its shared-memory manager; leaves no child process behind.
@@ -242,6 +257,7 @@ def _force_stop(runtime) -> list[str]:
             errors.append(f"{name} {how}")
         with contextlib.suppress(Exception):
             actor.join()          # Lava's join: closes the pipes
+        _forget_if_gone(actor)
     runtime._is_running = runtime._is_started = False   # so Lava's __del__ does not stop()
     with contextlib.suppress(Exception):
         runtime.join()            # releases the ports' listener threads
