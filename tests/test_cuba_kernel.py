@@ -43,18 +43,19 @@ def _both(run):
 ])
 def test_neuron_matches_lava_dl(threshold, i_decay, v_decay):
     torch.manual_seed(0)
-    x = (torch.randn(6, 4, 5, 5, 24) * 2).requires_grad_()
-    g = torch.randn(6, 4, 5, 5, 24)
+    for shape in ((6, 4, 5, 5, 24), (3, 7, 24)):   # 600 neurons, and 21 (not a multiple of 4)
+        x = (torch.randn(shape) * 2).requires_grad_()
+        g = torch.randn(shape)
 
-    def run():
-        neuron = slayer.neuron.cuba.Neuron(**_params(threshold, i_decay, v_decay))
-        s = neuron(x)
-        return s, torch.autograd.grad(s, x, g)[0]
+        def run():
+            neuron = slayer.neuron.cuba.Neuron(**_params(threshold, i_decay, v_decay))
+            s = neuron(x)
+            return s, torch.autograd.grad(s, x, g)[0]
 
-    (s_ref, g_ref), (s, g_got) = _both(run)
-    assert 0.05 < float(s_ref.mean()) < 0.95
-    assert torch.equal(s_ref, s)
-    assert _close(g_ref, g_got)
+        (s_ref, g_ref), (s, g_got) = _both(run)
+        assert 0.05 < float(s_ref.mean()) < 0.95
+        assert torch.equal(s_ref, s)
+        assert _close(g_ref, g_got)
 
 
 def test_neuron_outside_the_fused_cases_keeps_lava_dl():
