@@ -210,7 +210,10 @@ def _forget_if_gone(actor) -> None:
     """Drop a process that no longer exists from multiprocessing's children, so the
     interpreter's exit hook does not join it again (Lava's join then raises, printing a
     traceback after the clean error message, when its exit status was already collected)."""
-    pid = getattr(actor, "pid", None)
+    try:
+        pid = actor.pid
+    except ValueError:            # closed: close() already dropped it from the children
+        return
     if pid is None:
         return
     try:
