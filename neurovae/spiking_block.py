@@ -11,7 +11,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
+
+from . import li_dynamics
+from .neuron import STATE_SCALE
 from .cuba_kernel import CubaConstants, eligible as neuron_eligible, installed
 
 
@@ -105,3 +110,61 @@ def block(blk, x: torch.Tensor) -> torch.Tensor:
         neuron.shape = shape
         neuron.num_neurons = int(torch.Size(shape).numel())
     return s.reshape(x.shape[0], -1, x.shape[-1]) if flat else s
+
+
+class _Readout(torch.autograd.Function):
+    """Synapse into a non-spiking leaky integrator read at the last step (the readout).
+
+    The integrator is linear in time, so the loss reaches step t of every pixel through the
+    same factor d_t = keep**(S-1-t): the weight gradient is a 2-D one on the d-weighted sum
+    of the input spikes, and the input gradient a 2-D one spread over t by d. Forward: the
+    synapse per step and lava-dl's integer integrator, as the separate modules compute them.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, bias, decay, args, steps: int):
+        x, w, bias = x.detach(), w.detach(), bias.detach()
+        z = torch.ops.aten.convolution(x, w, None, *args)
+        drive = F.pad(z, (steps - z.shape[-1], 0)) + bias.view(1, -1, *([1] * (z.dim() - 2)))
+        v = li_dynamics.dynamics(drive, decay, torch.zeros(drive.shape[:-1]), STATE_SCALE)
+        keep = (1 - decay / (1 << li_dynamics.DECAY_BITS)).to(torch.float32)
+        d = torch.ones(steps)
+        for t in range(steps - 2, -1, -1):           # lava-dl's reverse recursion, float32
+            d[t] = keep * d[t + 1]
+        d_in = d[steps - x.shape[-1]:].contiguous()
+        x_sum = (x.reshape(-1, x.shape[-1]) @ d_in).reshape(x.shape[:-1])
+        ctx.save_for_backward(x_sum, w, d, d_in)
+        ctx.args, ctx.x_shape = args, x.shape
+        return v[..., -1]
+
+    @staticmethod
+    def backward(ctx, grad_v):
+        x_sum, w, d, d_in = ctx.saved_tensors
+        stride, padding, dilation, transposed, out_pad, groups = ctx.args
+        args2d = (stride[:2], padding[:2], dilation[:2], transposed, out_pad[:2], groups)
+        g = grad_v.contiguous()
+        g_sum, g_w, _ = torch.ops.aten.convolution_backward(
+            g, x_sum, w[..., 0], None, *args2d,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
+        grad_x = g_sum.unsqueeze(-1) * d_in if ctx.needs_input_grad[0] else None
+        grad_w = g_w.unsqueeze(-1) if ctx.needs_input_grad[1] else None
+        grad_b = (g.sum(dim=[0] + list(range(2, g.dim()))) * d.sum()
+                  if ctx.needs_input_grad[2] else None)
+        return grad_x, grad_w, grad_b, None, None, None
+
+
+def readout(syn, x: torch.Tensor, bias: torch.Tensor, decay: torch.Tensor,
+            steps: int) -> torch.Tensor:
+    """Voltage after the last of `steps` steps of the readout integrators (bias per channel,
+    voltage decay `decay`) driven by `syn` on the spikes x, whose steps are the last ones.
+
+    Same values as the synapse followed by lava-dl's leaky integrator; its backward is
+    two 2-D convolutions instead of one per step."""
+    if (x.is_cuda or not installed() or not _plain_synapse(syn) or x.dim() != 5
+            or isinstance(syn, torch.nn.ConvTranspose3d) or syn.weight.shape[-1] != 1
+            or syn.stride[2] != 1 or syn.padding[2] != 0):
+        z = syn(x)
+        drive = F.pad(z, (steps - z.shape[-1], 0)) + bias.view(1, -1, 1, 1, 1)
+        v = leaky_integrator.dynamics(drive, decay, torch.zeros(drive.shape[:-1]), STATE_SCALE)
+        return v[..., -1]
+    return _Readout.apply(x, _weight(syn), bias, decay, _conv_args(syn), steps)

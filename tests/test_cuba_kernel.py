@@ -153,3 +153,21 @@ def test_micro_batches_give_the_batch_gradient(tiny_cfg):
 def test_micro_batches_are_refused_where_the_loss_couples_images(tiny_cfg):
     with pytest.raises(ConfigError, match="micro_batch applies to fsvae only"):
         tiny_cfg("esvae", "micro_batch=2")
+
+
+def test_readout_matches_synapse_and_leaky_integrator():
+    """The fused readout: same voltages as synapse + lava-dl's integrator, same gradients."""
+    torch.manual_seed(5)
+    syn = slayer.synapse.Conv(6, 2, 3, padding=1, weight_scale=2,
+                              pre_hook_fx=lambda w: torch.round(w * 32) / 32)
+    x = (torch.rand(3, 6, 7, 7, 12) < 0.3).float().requires_grad_()
+    bias = (torch.randn(2) / 8).requires_grad_()
+    decay = torch.tensor([819.0])
+
+    def run():
+        v = spiking_block.readout(syn, x, bias, decay, steps=15)   # 3 silent steps first
+        return (v,) + torch.autograd.grad(torch.tanh(v).square().sum(), (x, syn.weight, bias))
+
+    ref, got = _both(run)
+    assert ref[0].shape == (3, 2, 7, 7) and torch.equal(ref[0], got[0])
+    assert all(_close(a, b) for a, b in zip(ref[1:], got[1:]))

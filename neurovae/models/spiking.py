@@ -105,8 +105,9 @@ class SpikingDecoder(torch.nn.Module):
         x = x.reshape(x.shape[0], self.ch0, self.side, self.side, x.shape[-1])
         for block in self.ups:
             x = spiking_block.block(block, x)
-        drive = spiking_block.synapse(self.final.synapse, x)
-        return self.readout(F.pad(drive, (steps - drive.shape[-1], 0)))
+        return torch.tanh(spiking_block.readout(self.final.synapse, x,
+                                                 quantize_bias(self.readout.bias),
+                                                 self.readout.decay, steps))
 
 
 class Readout(torch.nn.Module):
