@@ -181,13 +181,19 @@ def forward(neuron, input: torch.Tensor) -> torch.Tensor:
     """Drop-in for `cuba.Neuron.forward`: spikes of the whole (N, ..., T) series."""
     if not eligible(neuron, input):
         return _ORIGINAL_FORWARD(neuron, input)
-    if neuron.shape is None:
-        neuron.shape = input.shape[1:-1]
-        neuron.num_neurons = int(np.prod(neuron.shape))
-    elif input.shape[1:-1] != neuron.shape:
-        raise AssertionError(f"Input tensor shape ({input.shape}) does not match with "
-                             f"Neuron shape ({neuron.shape}).")
+    record_shape(neuron, input.shape[1:-1])
     return _FusedCuba.apply(input, CubaConstants(neuron))
+
+
+def record_shape(neuron, shape) -> None:
+    """What lava-dl's neuron does with its input's shape: record it on the first call
+    (blocks and export read it), refuse a different one later."""
+    if neuron.shape is None:
+        neuron.shape = shape
+        neuron.num_neurons = int(np.prod(shape))
+    elif shape != neuron.shape:
+        raise AssertionError(f"Input tensor shape {tuple(shape)} does not match with "
+                             f"Neuron shape ({neuron.shape}).")
 
 
 def install() -> None:

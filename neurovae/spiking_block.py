@@ -17,7 +17,7 @@ from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
 
 from . import li_dynamics
 from .neuron import STATE_SCALE
-from .cuba_kernel import CubaConstants, eligible as neuron_eligible, installed
+from .cuba_kernel import CubaConstants, eligible as neuron_eligible, installed, record_shape
 
 
 def _conv_args(syn):
@@ -49,27 +49,22 @@ def _pack(x: torch.Tensor) -> torch.Tensor:
 
 class _Block(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w, args, consts: CubaConstants | None, delay: int):
+    def forward(ctx, x, w, args, consts: CubaConstants, delay: int):
         x, w = x.detach(), w.detach()
         z = torch.ops.aten.convolution(x, w, None, *args)
-        voltage = None
-        if consts is not None:             # else: synapse only, its drive is the output
-            out = torch.empty(z.shape, dtype=z.dtype)
-            voltage = torch.empty(z.shape, dtype=z.dtype)
-            consts.forward(z, out, voltage, delay)
-            z = out
+        spikes = torch.empty(z.shape, dtype=z.dtype)
+        voltage = torch.empty(z.shape, dtype=z.dtype)
+        consts.forward(z, spikes, voltage, delay)
         ctx.save_for_backward(_pack(x), w, voltage)
         ctx.args, ctx.consts, ctx.delay, ctx.x_dtype = args, consts, delay, x.dtype
-        return z
+        return spikes
 
     @staticmethod
     def backward(ctx, grad_out):
         x, w, voltage = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad[:2]
-        g_z = grad_out
-        if ctx.consts is not None:
-            g_z = torch.empty(voltage.shape, dtype=voltage.dtype)
-            ctx.consts.backward(voltage, grad_out, g_z, ctx.delay)
+        g_z = torch.empty(voltage.shape, dtype=voltage.dtype)
+        ctx.consts.backward(voltage, grad_out, g_z, ctx.delay)
         g_x, g_w, _ = torch.ops.aten.convolution_backward(
             g_z, x.to(ctx.x_dtype), w, None, *ctx.args, [need_x, need_w, False])
         return g_x, g_w, None, None, None
@@ -84,16 +79,6 @@ def _plain_synapse(syn) -> bool:
             and not getattr(syn, "complex", False) and not hasattr(syn, "weight_g"))
 
 
-def synapse(syn, x: torch.Tensor) -> torch.Tensor:
-    """A lava-dl synapse (dense, conv or transposed conv) on spikes: `syn(x)`, same output."""
-    if x.is_cuda or not installed() or not _plain_synapse(syn):
-        return syn(x)
-    flat = x.dim() == 3
-    x5 = x.reshape(x.shape[0], -1, 1, 1, x.shape[-1]) if flat else x
-    z = _Block.apply(x5, _weight(syn), _conv_args(syn), None, 0)
-    return z.reshape(x.shape[0], -1, x.shape[-1]) if flat else z
-
-
 def block(blk, x: torch.Tensor) -> torch.Tensor:
     """A lava-dl CUBA block on spikes: `blk(x)`, same spikes, a fraction of the memory."""
     neuron, syn = blk.neuron, blk.synapse
@@ -105,11 +90,16 @@ def block(blk, x: torch.Tensor) -> torch.Tensor:
     x5 = x.reshape(x.shape[0], -1, 1, 1, x.shape[-1]) if flat else x
     s = _Block.apply(x5, _weight(syn), _conv_args(syn), CubaConstants(neuron),
                      1 if blk.delay_shift else 0)
-    shape = s.shape[1:-1] if not flat else torch.Size([s.shape[1]])
-    if neuron.shape is None:           # what lava-dl's neuron records on its first call
-        neuron.shape = shape
-        neuron.num_neurons = int(torch.Size(shape).numel())
+    record_shape(neuron, s.shape[1:-1] if not flat else torch.Size([s.shape[1]]))
     return s.reshape(x.shape[0], -1, x.shape[-1]) if flat else s
+
+
+def _integrate(z: torch.Tensor, bias: torch.Tensor, decay: torch.Tensor, steps: int):
+    """The readout's voltage after `steps` steps on the drive z (its last steps) plus bias:
+    lava-dl's leaky integrator from rest, read at the end."""
+    drive = F.pad(z, (steps - z.shape[-1], 0)) + bias.view(1, -1, *([1] * (z.dim() - 2)))
+    v = leaky_integrator.dynamics(drive, decay, torch.zeros(drive.shape[:-1]), STATE_SCALE)
+    return v[..., -1]
 
 
 class _Readout(torch.autograd.Function):
@@ -124,9 +114,7 @@ class _Readout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, bias, decay, args, steps: int):
         x, w, bias = x.detach(), w.detach(), bias.detach()
-        z = torch.ops.aten.convolution(x, w, None, *args)
-        drive = F.pad(z, (steps - z.shape[-1], 0)) + bias.view(1, -1, *([1] * (z.dim() - 2)))
-        v = li_dynamics.dynamics(drive, decay, torch.zeros(drive.shape[:-1]), STATE_SCALE)
+        v = _integrate(torch.ops.aten.convolution(x, w, None, *args), bias, decay, steps)
         keep = (1 - decay / (1 << li_dynamics.DECAY_BITS)).to(torch.float32)
         d = torch.ones(steps)
         for t in range(steps - 2, -1, -1):           # lava-dl's reverse recursion, float32
@@ -134,8 +122,8 @@ class _Readout(torch.autograd.Function):
         d_in = d[steps - x.shape[-1]:].contiguous()
         x_sum = (x.reshape(-1, x.shape[-1]) @ d_in).reshape(x.shape[:-1])
         ctx.save_for_backward(x_sum, w, d, d_in)
-        ctx.args, ctx.x_shape = args, x.shape
-        return v[..., -1]
+        ctx.args = args
+        return v
 
     @staticmethod
     def backward(ctx, grad_v):
@@ -163,8 +151,5 @@ def readout(syn, x: torch.Tensor, bias: torch.Tensor, decay: torch.Tensor,
     if (x.is_cuda or not installed() or not _plain_synapse(syn) or x.dim() != 5
             or isinstance(syn, torch.nn.ConvTranspose3d) or syn.weight.shape[-1] != 1
             or syn.stride[2] != 1 or syn.padding[2] != 0):
-        z = syn(x)
-        drive = F.pad(z, (steps - z.shape[-1], 0)) + bias.view(1, -1, 1, 1, 1)
-        v = leaky_integrator.dynamics(drive, decay, torch.zeros(drive.shape[:-1]), STATE_SCALE)
-        return v[..., -1]
+        return _integrate(syn(x), bias, decay, steps)
     return _Readout.apply(x, _weight(syn), bias, decay, _conv_args(syn), steps)

@@ -13,10 +13,9 @@ import math
 import torch
 import torch.nn.functional as F
 from lava.lib.dl import slayer
-from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
 
 from ..config import Config
-from ..neuron import (STATE_SCALE, WEIGHT_SCALE, NeuronParams, cuba_step, quantize_bias)
+from ..neuron import WEIGHT_SCALE, NeuronParams, cuba_step, quantize_bias
 from .. import cuba_kernel, li_dynamics, prng, spiking_block
 
 li_dynamics.install()     # lava-dl's leaky integrator, same results, a faster CPU loop
@@ -105,9 +104,7 @@ class SpikingDecoder(torch.nn.Module):
         x = x.reshape(x.shape[0], self.ch0, self.side, self.side, x.shape[-1])
         for block in self.ups:
             x = spiking_block.block(block, x)
-        return torch.tanh(spiking_block.readout(self.final.synapse, x,
-                                                 quantize_bias(self.readout.bias),
-                                                 self.readout.decay, steps))
+        return self.readout(self.final.synapse, x, steps)
 
 
 class Readout(torch.nn.Module):
@@ -124,14 +121,11 @@ class Readout(torch.nn.Module):
         self.bias = torch.nn.Parameter(torch.full((channels,), -0.25))
         self.register_buffer("decay", torch.tensor([float(p.v_decay)]), persistent=False)
 
-    def voltage(self, x: torch.Tensor) -> torch.Tensor:
-        state = torch.zeros(x.shape[:-1], dtype=x.dtype)
-        b = quantize_bias(self.bias).view(1, -1, *([1] * (x.dim() - 2)))
-        v = leaky_integrator.dynamics(x + b, self.decay, state, STATE_SCALE)
-        return v[..., -1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.voltage(x))
+    def forward(self, syn, x: torch.Tensor, steps: int) -> torch.Tensor:
+        """tanh of the voltage after `steps` steps, driven by synapse `syn` on the spikes x
+        (its steps are the last ones; the readout integrates only its bias before them)."""
+        return torch.tanh(spiking_block.readout(syn, x, quantize_bias(self.bias), self.decay,
+                                                steps))
 
 
 def pick_candidates(c: torch.Tensor, k: int, seed: int, images: torch.Tensor, step: int):
