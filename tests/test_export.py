@@ -62,6 +62,7 @@ def test_deploy_mode_equals_float_model_spike_for_spike(tiny_cfg):
 
 
 def test_netx_runs_the_exported_encoder_exactly(tmp_path, tiny_cfg):
+    from neurovae.loihi_runtime import backends  # noqa: F401  (imports Lava's runtime safely)
     from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
