@@ -69,9 +69,8 @@ def main():
     a = ap.parse_args()
     if a.case:
         model, batch, dynamics = a.case.split(":")
-        micro = None if a.micro_batch in (None, -1) else a.micro_batch
-        print(json.dumps(one_case(model, int(batch), a.steps, a.threads, dynamics, micro)),
-              flush=True)
+        print(json.dumps(one_case(model, int(batch), a.steps, a.threads, dynamics,
+                                  a.micro_batch)), flush=True)
         return
     kinds = ["neurovae", "lava-dl"] if a.dynamics == "both" else [a.dynamics]
     for model in a.models.split(","):
@@ -79,9 +78,9 @@ def main():
             for dynamics in kinds:
                 # a fresh process per case, so peak memory belongs to that case alone
                 subprocess.run([sys.executable, __file__, "--case", f"{model}:{batch}:{dynamics}",
-                                "--steps", str(a.steps), "--threads", str(a.threads),
-                                "--micro-batch",
-                                str(-1 if a.micro_batch is None else a.micro_batch)],
+                                "--steps", str(a.steps), "--threads", str(a.threads)]
+                               + ([] if a.micro_batch is None
+                                  else ["--micro-batch", str(a.micro_batch)]),
                                check=True)
 
 
