@@ -4,6 +4,8 @@ sources written to tmp_path, preprocessing, error messages and random flips."""
 import gzip
 import pickle
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from PIL import Image
 
 from neurovae import data
 from neurovae.data import DatasetError, load_images
+from neurovae.data.sources import mnist as mnist_source
 
 
 # ------------------------------------------------------------------ helpers
@@ -145,7 +148,7 @@ def test_mnist_data_dir_without_idx_falls_back_to_wheel(tmp_path):
 
 
 def test_mnist_missing_wheel_message(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "_mnist_pickle_path", lambda: None)
+    monkeypatch.setattr(mnist_source, "_wheel_pickle_path", lambda: None)
     with pytest.raises(DatasetError) as err:
         load_images("mnist", "test", data_dir=tmp_path, image_size=20)
     msg = str(err.value)
@@ -184,6 +187,39 @@ def test_dataset_channels(tmp_path):
     assert data.dataset_channels("folder", data_dir=tmp_path) == 1
     Image.fromarray(np.zeros((8, 8, 3), np.uint8), "RGB").save(tmp_path / "b.png")
     assert data.dataset_channels("folder", data_dir=tmp_path) == 3
+
+
+def test_registry_lists_every_source_in_order():
+    assert list(data.DATASETS) == ["mnist", "fashion-mnist", "cifar10", "celeba", "folder"]
+    for name, source in data.DATASETS.items():
+        assert source.name == name and callable(source.load)
+    with pytest.raises(ValueError, match="already registered"):
+        data.register("mnist", channels=1)(lambda split, root, image_size, channels: None)
+    assert list(data.DATASETS) == ["mnist", "fashion-mnist", "cifar10", "celeba", "folder"]
+
+
+def test_register_adds_a_source(monkeypatch):
+    monkeypatch.setattr(data.registry, "DATASETS", dict(data.DATASETS))
+    x = torch.arange(2 * 4 * 4, dtype=torch.uint8).reshape(2, 1, 4, 4)
+
+    @data.register("tiny", channels=1, flip=True)
+    def load(split, root, image_size, channels):
+        return data.ImageSet("tiny", split, 1, 4, data=x)
+
+    ds = load_images("Tiny", "test")
+    assert ds.name == "tiny" and torch.equal(ds.tensor([0, 1]), x)
+    assert data.dataset_channels("tiny") == 1 and data.wants_flip("tiny")
+    with pytest.raises(DatasetError, match="tiny"):
+        load_images("imagenet")
+
+
+def test_import_has_no_heavy_side_effects():
+    code = ("import sys, neurovae.data; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('lava', 'numba') "
+            "or m.startswith('neurovae.models')); print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_wants_flip():
@@ -397,6 +433,7 @@ def test_folder_mixed_sizes(tmp_path):
         load_images("folder", data_dir=tmp_path)
     msg = str(err.value)
     assert "small.png" in msg and "big.png" in msg and "image_size" in msg
+    assert "--set image_size=N" in msg and "--image-size" not in msg  # a real CLI option
     ds = load_images("folder", data_dir=tmp_path, image_size=8)
     assert ds.tensor([0, 1]).shape == (2, 3, 8, 8)
 
@@ -444,8 +481,9 @@ def test_random_flip_reproducible_and_partial():
 def test_folder_non_square_needs_image_size(tmp_path):
     for i in range(2):
         Image.new("L", (20, 10), color=100).save(tmp_path / f"{i}.png")
-    with pytest.raises(DatasetError, match="not square"):
+    with pytest.raises(DatasetError, match="not square") as err:
         load_images("folder", data_dir=tmp_path)
+    assert "--set image_size=N" in str(err.value) and "--image-size" not in str(err.value)
     ds = load_images("folder", data_dir=tmp_path, image_size=8)
     assert ds.channels == 1 and ds.tensor([0, 1]).shape == (2, 1, 8, 8)
     assert int(ds[0].min()) == int(ds[0].max()) == 100
