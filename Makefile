@@ -8,7 +8,7 @@ RUN    ?= runs/demo
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@if [ ! -x $(PY) ]; then \
 	  PY310=""; \
 	  for c in python3.10 $$(command -v pyenv >/dev/null 2>&1 && for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.10(\.|$$)'); do echo "$$(pyenv root)/versions/$$v/bin/python3.10"; done); do \
