@@ -32,7 +32,7 @@ def lava_rate(net, x_bytes, n, seed):
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.lif.process import LIFReset
 
-    from neurovae.emulator import readout_image
+    from neurovae.hw.readout import readout_image
     from neurovae.loihi_runtime.backends import drive_series
     from neurovae.loihi_runtime.graph import LavaGraph
     from neurovae.loihi_runtime.processes.gated_lif import PyGatedLifResetModel
@@ -57,7 +57,7 @@ def lava_rate(net, x_bytes, n, seed):
 
 def bench(args, kind):
     from neurovae import data
-    from neurovae.layerwise import LayerwiseEmulator
+    from neurovae.sim.emulator import Emulator
     net = load_net(args, kind)
     recon = args.mode == "reconstruct"
     x = None
@@ -66,7 +66,7 @@ def bench(args, kind):
         x = ts.tensor(torch.arange(args.images))
     lava_ips, lava_img = lava_rate(net, None if x is None else x[:args.lava_images],
                                    args.lava_images, args.seed)
-    emu = LayerwiseEmulator(net)
+    emu = Emulator(net)
     emu.run(None if x is None else x[:8], 8, args.seed)                 # warm-up
     t0 = time.perf_counter()
     img, _ = emu.run(x, args.images, args.seed)

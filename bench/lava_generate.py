@@ -21,7 +21,7 @@ def bench(preset: str, n: int, model_kind: str) -> dict:
 
     from neurovae import deploy
     from neurovae.config import make_config
-    from neurovae.emulator import Emulator
+    from neurovae.sim.reference import ReferenceSimulator
     from neurovae.loihi_runtime.graph import LavaGraph
     from neurovae.loihi_runtime.processes.gated_lif import PyGatedLifResetModel
     from neurovae.models import build_model
@@ -43,7 +43,7 @@ def bench(preset: str, n: int, model_kind: str) -> dict:
         steady = time.perf_counter() - t0
     finally:
         graph.readout.stop()
-    emu = Emulator(net)
+    emu = ReferenceSimulator(net)
     emu.run(None, 2, 0)
     t0 = time.perf_counter()
     emu.run(None, max(n, 16), 0)
@@ -52,7 +52,7 @@ def bench(preset: str, n: int, model_kind: str) -> dict:
             "steps_per_image": S, "build_s": round(built, 2), "compile_s": round(compiled, 2),
             "lava_steps_per_s": round((n * S - 1) / steady, 1),
             "lava_images_per_s": round((n * S - 1) / S / steady, 3),
-            "torch_images_per_s": round(max(n, 16) / torch_s, 2),
+            "reference_images_per_s": round(max(n, 16) / torch_s, 2),
             "processes": len(graph.procs)}
 
 

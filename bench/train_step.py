@@ -22,13 +22,12 @@ import time
 def one_case(model: str, batch: int, steps: int, threads: int, dynamics: str,
              micro: int) -> dict:
     import torch
-    from neurovae import cuba_kernel, li_dynamics
     from neurovae.config import make_config
+    from neurovae.kernels import enable_cpu_kernels
     from neurovae.models import build_model
     from neurovae.train import batch_gradients
-    if dynamics == "lava-dl":
-        li_dynamics.uninstall()
-        cuba_kernel.uninstall()
+    if dynamics != "lava-dl":
+        enable_cpu_kernels()
     torch.set_num_threads(threads)
     cfg = make_config("mnist", model, [f"batch_size={batch}"])
     if micro is not None and model == "fsvae":

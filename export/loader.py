@@ -12,8 +12,9 @@ import h5py
 import numpy as np
 
 from neurovae import prng
-from neurovae.deploy import DeployNet, Layer
-from neurovae.neuron import (BIAS_MAX, BIAS_MIN, VTH_MAX, WEIGHT_MAX, WEIGHT_MIN,
+from neurovae.hw.layers import FILE_TYPES
+from neurovae.hw.net import DeployNet, Layer
+from neurovae.hw.neuron import (BIAS_MAX, BIAS_MIN, VTH_MAX, WEIGHT_MAX, WEIGHT_MIN,
                              NeuronParams)
 
 from .format import FORMAT_NAME, FORMAT_VERSION, NetFormatError
@@ -105,30 +106,26 @@ def _neuron(g, where) -> NeuronParams:
                         _int(n, "vThMant", w, 0, VTH_MAX))
 
 
-def _conv_out(in_shape, w, stride, pad, transposed) -> tuple:
-    c, h, wd = in_shape
-    k = w.shape[2]
-    if transposed:
-        return (w.shape[1], (h - 1) * stride - 2 * pad + k, (wd - 1) * stride - 2 * pad + k)
-    return (w.shape[0], (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1)
-
-
 def _layer(g, where, in_shape, name_default) -> Layer:
     kind = _str(g, "type", where)
+    spec = FILE_TYPES.get(kind)
+    if spec is None:
+        _fail(where, f"unsupported layer type '{kind}'")
     out_shape = tuple(_ints(g, "shape", where, lo=1, hi=1 << 20))
     bias = _ints(g, "bias", where, lo=BIAS_MIN, hi=BIAS_MAX) if "bias" in g else None
     neuron = _neuron(g, where)
     name = _attr(g, "name", where, str) if "name" in g.attrs else name_default
-    if kind == "input":
+    stride = pad = 0
+    if spec.host_drive:
         if "drive" not in g:
             _fail(where, "input layer lacks its 'drive' group (the host-side first conv)")
         d, wd = g["drive"], f"{where}/drive"
         w = _weights(d, "weight", wd)
         in_shape = tuple(_ints(d, "inShape", wd, shape=(3,), lo=1, hi=1 << 16))
         stride, pad = _pair(d, "stride", wd, 1, 8), _pair(d, "padding", wd, 0, 8)
-        kind_ = "input"
-    elif kind in ("conv", "convT"):
+    else:
         w = _weights(g, "weight", where)
+    if spec.spatial and not spec.host_drive:
         if "inShape" in g:   # a flat population (dense output) viewed as (C, H, W)
             stored = tuple(_ints(g, "inShape", where, (3,), 1, 1 << 16))
             if int(np.prod(stored)) != int(np.prod(in_shape)):
@@ -140,18 +137,10 @@ def _layer(g, where, in_shape, name_default) -> Layer:
             _fail(where, "only dilation 1 and groups 1 are supported")
         if w.ndim == 4 and tuple(_ints(g, "kernelSize", where, (2,))) != tuple(w.shape[2:]):
             _fail(f"{where}/kernelSize", f"does not match the weight's kernel {w.shape[2:]}")
-        ins, outs = (w.shape[0], w.shape[1]) if kind == "convT" else (w.shape[1], w.shape[0])
-        if w.ndim == 4 and (_int(g, "inChannels", where) != ins
-                            or _int(g, "outChannels", where) != outs):
+        if w.ndim == 4 and ((_int(g, "inChannels", where), _int(g, "outChannels", where))
+                            != tuple(spec.channels(w))):
             _fail(where, "inChannels/outChannels do not match the weight")
-        kind_ = kind
-    elif kind == "dense":
-        w = _weights(g, "weight", where)
-        stride = pad = 0
-        kind_ = "dense"
-    else:
-        _fail(where, f"unsupported layer type '{kind}'")
-    if kind_ == "dense":
+    if not spec.spatial:
         if w.ndim != 2 or w.shape != (int(np.prod(out_shape)), int(np.prod(in_shape))):
             _fail(f"{where}/weight", f"shape {w.shape} does not connect {int(np.prod(in_shape))} "
                                       f"inputs to {int(np.prod(out_shape))} neurons")
@@ -159,16 +148,17 @@ def _layer(g, where, in_shape, name_default) -> Layer:
         if w.ndim != 4 or len(in_shape) != 3 or w.shape[2] != w.shape[3]:
             _fail(f"{where}/weight", f"expected a 4-D square kernel over a (C, H, W) input, found "
                                       f"weight {w.shape} and input {in_shape}")
-        c_in = w.shape[0] if kind_ == "convT" else w.shape[1]
+        c_in = spec.channels(w)[0]
         if c_in != in_shape[0]:
             _fail(f"{where}/weight", f"kernel takes {c_in} channels, input has {in_shape[0]}")
-        expect = _conv_out(in_shape, w, stride, pad, kind_ == "convT")
+        expect = spec.out_shape(in_shape, w, stride, pad)
         if tuple(out_shape) != expect:
             _fail(f"{where}/shape", f"{tuple(out_shape)} but the kernel gives {expect}")
     if bias is not None and bias.size not in (out_shape[0], int(np.prod(out_shape))):
         _fail(f"{where}/bias", f"{bias.size} values for {out_shape} neurons")
-    return Layer(name, kind_, tuple(int(x) for x in in_shape), tuple(int(x) for x in out_shape),
-                 w, neuron, stride=stride, padding=pad, bias=bias)
+    return Layer(name, spec.name, tuple(int(x) for x in in_shape),
+                 tuple(int(x) for x in out_shape), w, neuron, stride=stride, padding=pad,
+                 bias=bias)
 
 
 def _stage(f, stage: str, in_shape) -> list:
@@ -190,10 +180,10 @@ def _stage(f, stage: str, in_shape) -> list:
             shape = (int(np.prod(shape)),)
             continue
         layer = _layer(lg[k], where, shape, f"{stage}{k}")
-        if layer.kind != "input" and layer.n_in != int(np.prod(shape)):
+        if not layer.spec.host_drive and layer.n_in != int(np.prod(shape)):
             _fail(where, f"takes {layer.n_in} inputs but the previous layer gives "
                          f"{int(np.prod(shape))}")
-        if layer.kind == "input" and tuple(layer.in_shape) != tuple(in_shape):
+        if layer.spec.host_drive and tuple(layer.in_shape) != tuple(in_shape):
             _fail(where, f"drive takes images {layer.in_shape}, the file says {tuple(in_shape)}")
         layers.append(layer)
         shape = layer.out_shape

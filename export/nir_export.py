@@ -9,7 +9,7 @@ either a node of the file or named in that list.
 What the graph means
 --------------------
 The graph describes connectivity and neuron dynamics, NOT Loihi's step timing. On Loihi
-(and in `neurovae.emulator`) every connection delivers at step t the spikes of step
+(and in `neurovae.sim`) every connection delivers at step t the spikes of step
 t-1, the input drive acts within its step, and every population ignores its input at
 t = 0; NIR's per-node semantics have no such 1-step synaptic delay (NIR's own reference
 Euler step even lets v see the previous step's current). A simulator running this graph
@@ -68,10 +68,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from neurovae.deploy import DeployNet, Layer
+from neurovae.hw.net import DeployNet, Layer
 from neurovae.errors import NeurovaeError
 from neurovae.fileio import atomic_path
-from neurovae.neuron import DECAY_UNITY, WEIGHT_SCALE
+from neurovae.hw.neuron import DECAY_UNITY, WEIGHT_SCALE
 
 from .format import NetFormatError
 
@@ -91,8 +91,8 @@ def _nir():
     try:
         import nir
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise NirExportError("NIR export needs the 'nir' package: "
-                             "pip install 'neurovae[nir]'") from exc
+        raise NirExportError("NIR export needs the 'nir' package, a dependency of neurovae: "
+                             "reinstall neurovae (pip install -e .) to restore it") from exc
     return nir
 
 
@@ -148,28 +148,22 @@ def _neuron(nir, layer: Layer, v_bias: np.ndarray, integrator: bool = False):
 
 def _synapse(nir, layer: Layer):
     """The connection into `layer`: (node, per-neuron v bias)."""
-    w = np.asarray(layer.weight)
-    if layer.kind in ("input", "conv", "readout"):
-        if w.ndim != 4 or len(layer.in_shape) != 3:
-            raise NetFormatError(f"layer '{layer.name}': conv weight {w.shape}, "
-                                 f"input {layer.in_shape}")
-        syn_b, v_b = _bias_parts(layer, w.shape[0])
-        node = nir.Conv2d(input_shape=tuple(int(s) for s in layer.in_shape[1:]),
-                          weight=_float_weight(w), stride=int(layer.stride),
-                          padding=int(layer.padding), dilation=1, groups=1, bias=syn_b,
-                          metadata={"layer": layer.name})
+    w, spec = np.asarray(layer.weight), layer.spec
+    if not spec.in_nir:
+        raise NetFormatError(f"layer '{layer.name}': kind '{layer.kind}' has no NIR synapse")
+    if spec.spatial and (w.ndim != 4 or len(layer.in_shape) != 3):
+        raise NetFormatError(f"layer '{layer.name}': conv weight {w.shape}, "
+                             f"input {layer.in_shape}")
+    if not spec.spatial and w.ndim != 2:
+        raise NetFormatError(f"layer '{layer.name}': dense weight {w.shape}")
+    syn_b, v_b = _bias_parts(layer, w.shape[0])
+    node = spec.nir_synapse(nir, layer, _float_weight(w), syn_b)
+    if spec.spatial:
         out = tuple(int(s) for s in node.output_type["output"])
         if out != tuple(layer.out_shape):
             raise NetFormatError(f"layer '{layer.name}': conv gives {out}, layer says "
                                  f"{tuple(layer.out_shape)}")
-        return node, v_b
-    if layer.kind == "dense":
-        if w.ndim != 2:
-            raise NetFormatError(f"layer '{layer.name}': dense weight {w.shape}")
-        syn_b, v_b = _bias_parts(layer, w.shape[0])
-        return nir.Affine(weight=_float_weight(w), bias=syn_b,
-                          metadata={"layer": layer.name}), v_b
-    raise NetFormatError(f"layer '{layer.name}': kind '{layer.kind}' has no NIR synapse")
+    return node, v_b
 
 
 def _chain(nir, layers: list, in_shape, meta: dict, integrator_last: bool = False):
@@ -178,7 +172,7 @@ def _chain(nir, layers: list, in_shape, meta: dict, integrator_last: bool = Fals
     nodes = {"input": nir.Input(input_type=np.array(in_shape))}
     edges, prev, prev_shape = [], "input", tuple(in_shape)
     for i, layer in enumerate(layers):
-        if layer.kind == "dense" and len(prev_shape) > 1:
+        if not layer.spec.spatial and len(prev_shape) > 1:
             nodes["flatten"] = nir.Flatten(input_type={"input": np.array(prev_shape)},
                                            start_dim=0, end_dim=-1)
             edges.append((prev, "flatten"))
@@ -201,7 +195,7 @@ def _chain(nir, layers: list, in_shape, meta: dict, integrator_last: bool = Fals
 def _skipped(net: DeployNet) -> list[str]:
     out = []
     for layer in net.decoder:
-        if layer.kind == "convT":
+        if not layer.spec.in_nir:
             c_in, c_out = layer.in_shape[0], layer.out_shape[0]
             k = "x".join(str(s) for s in np.asarray(layer.weight).shape[2:])
             out.append(

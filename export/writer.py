@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from neurovae import prng
-from neurovae.deploy import DeployNet, Layer
+from neurovae.hw.net import DeployNet, Layer
 from neurovae.fileio import atomic_path
 
 from .format import FORMAT_NAME, FORMAT_VERSION, INPUT_ENCODING, READOUT_SCALING
@@ -36,30 +36,25 @@ def _neuron(g, layer: Layer):
 
 
 def _layer(g, layer: Layer):
-    kind = "conv" if layer.kind == "readout" else layer.kind
+    spec = layer.spec
     g.attrs["name"] = np.bytes_(layer.name)
-    if kind == "input":
-        _str(g, "type", "input")
-        g.create_dataset("shape", data=np.array(layer.out_shape, np.int64))
-        d = g.create_group("drive")
-        d.create_dataset("weight", data=np.asarray(layer.weight, np.int16))
-        d.create_dataset("inShape", data=np.array(layer.in_shape, np.int64))
-        d.create_dataset("stride", data=np.array([layer.stride] * 2, np.int64))
-        d.create_dataset("padding", data=np.array([layer.padding] * 2, np.int64))
-    else:
-        _str(g, "type", kind)
-        g.create_dataset("shape", data=np.array(layer.out_shape, np.int64))
-        g.create_dataset("inShape", data=np.array(layer.in_shape, np.int64))
-        g.create_dataset("weight", data=np.asarray(layer.weight, np.int16))
-        if kind in ("conv", "convT"):
-            w = np.asarray(layer.weight)
-            g.create_dataset("inChannels", data=np.int64(layer.in_shape[0]))
-            g.create_dataset("outChannels", data=np.int64(layer.out_shape[0]))
-            g.create_dataset("kernelSize", data=np.array(w.shape[2:], np.int64))
-            g.create_dataset("stride", data=np.array([layer.stride] * 2, np.int64))
-            g.create_dataset("padding", data=np.array([layer.padding] * 2, np.int64))
-            g.create_dataset("dilation", data=np.array([1, 1], np.int64))
-            g.create_dataset("groups", data=np.int64(1))
+    _str(g, "type", spec.file_type)
+    g.create_dataset("shape", data=np.array(layer.out_shape, np.int64))
+    # the input layer's convolution is the host's drive: its synapse lives in `drive`
+    syn = g.create_group("drive") if spec.host_drive else g
+    syn.create_dataset("inShape", data=np.array(layer.in_shape, np.int64))
+    syn.create_dataset("weight", data=np.asarray(layer.weight, np.int16))
+    if spec.spatial:
+        syn.create_dataset("stride", data=np.array([layer.stride] * 2, np.int64))
+        syn.create_dataset("padding", data=np.array([layer.padding] * 2, np.int64))
+    if spec.spatial and not spec.host_drive:     # netx's conv entries
+        w = np.asarray(layer.weight)
+        c_in, c_out = spec.channels(w)
+        g.create_dataset("inChannels", data=np.int64(c_in))
+        g.create_dataset("outChannels", data=np.int64(c_out))
+        g.create_dataset("kernelSize", data=np.array(w.shape[2:], np.int64))
+        g.create_dataset("dilation", data=np.array([1, 1], np.int64))
+        g.create_dataset("groups", data=np.int64(1))
     if layer.bias is not None:
         g.create_dataset("bias", data=np.asarray(layer.bias, np.int16))
     _neuron(g, layer)
@@ -71,7 +66,7 @@ def _stage(f, name: str, layers: list, flatten_before_dense: bool = False, **att
         g.attrs[k] = _attr_value(v)
     i = 0
     for layer in layers:
-        if flatten_before_dense and layer.kind == "dense":
+        if flatten_before_dense and not layer.spec.spatial:
             lg = g.create_group(f"layer/{i}")
             _str(lg, "type", "flatten")
             lg.create_dataset("shape", data=np.array(layers[i - 1].out_shape, np.int64))

@@ -14,11 +14,9 @@ from lava.proc.io.source import RingBuffer
 from lava.proc.lif.process import LIFReset
 from lava.proc.sparse.process import Sparse
 
-from neurovae.deploy import DeployNet, Layer
-from neurovae.emulator import bias_of
-from neurovae.prng import PRIOR_SEED_SALT
+from neurovae.hw import sampling
+from neurovae.hw.net import DeployNet, Layer
 
-from .lowering import layer_matrix
 from .processes.readout import Readout, SpikeRecorder
 from .processes.samplers import CandidateSampler, RateSampler
 
@@ -44,23 +42,23 @@ class LavaGraph:
             self.source = RingBuffer(data=drive.astype(np.int32))
             self.source.s_out.connect(pops[0].a_in)
             for layer, pre, post in zip(net.encoder[1:], pops, pops[1:]):
-                self._connect(layer, layer_matrix(layer), pre.s_out, post)
+                self._connect(layer, pre.s_out, post)
             enc_out = pops[-1].s_out
         if net.kind == "fsvae":
-            loop = net.prior if gen else net.posterior
+            loop = net.loop(gen)
             self.sampler = CandidateSampler(latent=C, k=net.k, steps=self.S,
-                                            seed=seed ^ PRIOR_SEED_SALT if gen else seed,
+                                            seed=sampling.sampler_seed(seed, gen),
                                             first_image=first_image)
             stage = "latent"
             lp = [self._lif(l, f"{stage}/{l.name}") for l in loop]
             w1 = np.asarray(loop[0].weight, np.int64)
             if enc_out is not None:   # concat(encoder output, z): two connections, one port
-                self._connect(loop[0], w1[:, :C], enc_out, lp[0])
-                self._connect(loop[0], w1[:, C:], self.sampler.z_out, lp[0])
+                self._connect(loop[0], enc_out, lp[0], w1[:, :C])
+                self._connect(loop[0], self.sampler.z_out, lp[0], w1[:, C:])
             else:
-                self._connect(loop[0], w1, self.sampler.z_out, lp[0])
+                self._connect(loop[0], self.sampler.z_out, lp[0])
             for layer, pre, post in zip(loop[1:], lp, lp[1:]):
-                self._connect(layer, layer_matrix(layer), pre.s_out, post)
+                self._connect(layer, pre.s_out, post)
             lp[-1].s_out.connect(self.sampler.c_in)
         else:
             sm = net.sampler
@@ -74,22 +72,19 @@ class LavaGraph:
         if record:
             self._recorder("sampler/z", C, self.sampler.z_out)
         dp = [self._lif(l, f"decoder/{l.name}") for l in net.decoder]
-        self._connect(net.decoder[0], layer_matrix(net.decoder[0]), self.sampler.z_out, dp[0])
+        self._connect(net.decoder[0], self.sampler.z_out, dp[0])
         for layer, pre, post in zip(net.decoder[1:], dp, dp[1:]):
-            self._connect(layer, layer_matrix(layer), pre.s_out, post)
+            self._connect(layer, pre.s_out, post)
         r = net.readout
-        bias = bias_of(r)
-        bias = np.asarray(bias.numpy() if hasattr(bias, "numpy") else
-                          np.full(r.n_out, bias), np.int64)
-        self.readout = Readout(shape=r.n_out, v_decay=r.neuron.v_decay, bias=bias,
+        self.readout = Readout(shape=r.n_out, v_decay=r.neuron.v_decay,
+                               bias=r.bias_per_neuron(),
                                steps=self.S, n_images=n_images)
-        self._connect(r, layer_matrix(r), dp[-1].s_out, self.readout)
+        self._connect(r, dp[-1].s_out, self.readout)
         self.procs.append(self.readout)
 
     def _lif(self, layer: Layer, name: str) -> LIFReset:
         p = layer.neuron
-        bias = bias_of(layer)
-        bias = bias.numpy().astype(np.int16) if hasattr(bias, "numpy") else int(bias)
+        bias = layer.bias_per_neuron().astype(np.int16)
         lif = LIFReset(shape=(layer.n_out,), du=max(p.i_decay - 1, 0), dv=p.v_decay,
                        vth=p.vth_mant, bias_mant=bias, bias_exp=6, reset_interval=self.S,
                        reset_offset=1, name=name.replace("/", "_"))
@@ -98,7 +93,10 @@ class LavaGraph:
             self._recorder(name, layer.n_out, lif.s_out)
         return lif
 
-    def _connect(self, layer: Layer, matrix, src_port, dst):
+    def _connect(self, layer: Layer, src_port, dst, matrix=None):
+        """Source port -> Dense (a dense matrix) or Sparse (an unrolled conv) -> dst.a_in;
+        `matrix` defaults to the layer's whole connection."""
+        matrix = layer.spec.unrolled(layer) if matrix is None else matrix
         if isinstance(matrix, np.ndarray):
             conn = Dense(weights=matrix.astype(np.int32), num_message_bits=MESSAGE_BITS)
         else:

@@ -1,6 +1,7 @@
-"""neurovae: spiking VAEs (FSVAE, ESVAE) from lava-dl training to Lava / Loihi 2 execution."""
-from ._memory import keep_freed_memory
+"""neurovae: spiking VAEs (FSVAE, ESVAE) from lava-dl training to Lava / Loihi 2 execution.
+
+Importing it has no side effects; training enables its CPU kernels explicitly
+(`neurovae.kernels.enable_cpu_kernels`).
+"""
 
 __version__ = "0.1.0"
-
-keep_freed_memory()

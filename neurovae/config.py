@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .neuron import NeuronParams
+from .hw.neuron import NeuronParams
 
 MODELS = ("fsvae", "esvae", "ann-vae", "ann-ae", "classifier")
 

@@ -1,71 +1,18 @@
-"""The deployable network: every stage as integers, exactly what runs on Lava / Loihi 2.
+"""Quantize a trained FSVAE/ESVAE into its deployable integer form (`hw.net.DeployNet`).
 
-`from_model` quantizes a trained FSVAE/ESVAE with lava-dl's rules into a `DeployNet`;
-the `.net` file stores a DeployNet and reads back into one, and both the batched
-emulator (`neurovae.emulator`) and the Lava compiler (`neurovae.loihi_runtime`) run it.
-Layer weights keep PyTorch layouts: conv (out, in, kh, kw), convT (in, out, kh, kw),
-dense (out, in); populations are flat in (C, H, W) order.
+The training side's half of export: it reads the model's lava-dl blocks with lava-dl's
+weight rule; the `.net` writer (`neurovae.export`) then stores the DeployNet.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from .neuron import NeuronParams, quantize_weight, WEIGHT_SCALE, BIAS_MIN, BIAS_MAX
-
-SIGMOID_SHIFT = 24          # ESVAE prior: y = W eps in units of 2**-24
-PRIOR_WEIGHT_SHIFT = 8      # ESVAE prior weights in units of 2**-8 (sqrt(3) folded in)
-
-
-@dataclass
-class Layer:
-    """One synaptic connection and the neuron population it drives."""
-
-    name: str
-    kind: str                   # input | conv | convT | dense | readout
-    in_shape: tuple
-    out_shape: tuple
-    weight: np.ndarray          # int64
-    neuron: NeuronParams
-    stride: int = 1
-    padding: int = 0
-    bias: np.ndarray | None = None   # bias mantissa per output channel / neuron
-
-    @property
-    def n_out(self) -> int:
-        return int(np.prod(self.out_shape))
-
-    @property
-    def n_in(self) -> int:
-        return int(np.prod(self.in_shape))
-
-
-@dataclass
-class DeployNet:
-    """A whole spiking VAE in integers, plus the clock it runs on."""
-
-    kind: str                   # fsvae | esvae
-    image_shape: tuple          # (C, H, W)
-    T: int
-    latent: int
-    k: int
-    n_steps: int                # hardware steps per image
-    encoder: list
-    decoder: list
-    readout: Layer
-    posterior: list = field(default_factory=list)   # FSVAE loop layers (l1 takes [ext | z])
-    prior: list = field(default_factory=list)       # FSVAE loop layers (l1 takes z)
-    sampler: dict = field(default_factory=dict)     # FSVAE: k; ESVAE: window_start, sample_start
-    prior_linear: dict = field(default_factory=dict)  # ESVAE: weight, bias, thresholds
-    seed: int = 0
-    config: dict = field(default_factory=dict)      # the training config, for reference
-
-    def stages(self) -> dict:
-        return {"encoder": self.encoder, "posterior": self.posterior, "prior": self.prior,
-                "decoder": self.decoder, "readout": [self.readout]}
+from .hw.net import DeployNet, Layer
+from .hw.neuron import quantize_bias_int, quantize_weight
+from .hw.sampling import PRIOR_WEIGHT_SHIFT, SIGMOID_SHIFT, sigmoid_thresholds
 
 
 def _qw(block) -> np.ndarray:
@@ -77,7 +24,7 @@ def _qw(block) -> np.ndarray:
 
 
 def _qb(b: torch.Tensor) -> np.ndarray:
-    return torch.round(b.detach().double() * WEIGHT_SCALE).clamp(BIAS_MIN, BIAS_MAX).long().numpy()
+    return quantize_bias_int(b).numpy()
 
 
 def _encoder(model, cfg, p) -> list:
@@ -117,12 +64,6 @@ def _loop(loop, cfg, p, name) -> list:
     return [Layer(f"{name}1", "dense", (w1.shape[1],), (2 * C,), w1, p, bias=b1),
             Layer(f"{name}2", "dense", (2 * C,), (4 * C,), w2, p, bias=b2),
             Layer(f"{name}3", "dense", (4 * C,), (C * k,), w3, p, bias=b3)]
-
-
-def sigmoid_thresholds(T: int) -> np.ndarray:
-    """y thresholds (units 2**-24) where round(sigmoid(y) * T) steps up: count = #(y >= th)."""
-    th = [math.log((j - 0.5) / (T - j + 0.5)) for j in range(1, T + 1)]
-    return np.array([round(x * 2 ** SIGMOID_SHIFT) for x in th], dtype=np.int64)
 
 
 def from_model(model, seed: int = 0) -> DeployNet:

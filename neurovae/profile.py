@@ -10,11 +10,9 @@ import math
 
 import numpy as np
 
-from neurovae.deploy import DeployNet, Layer
-from neurovae.export.inspect import synapses as exact_synapses
-from neurovae.fileio import atomic_path
+from .hw.net import DeployNet, Layer
+from .fileio import atomic_path
 
-from .lowering import layer_matrix
 
 # Placement (Loihi 2). 8,192 neurons per core is the maximum for the smallest neuron state;
 # a CUBA neuron with 24-bit u and v, a bias and its axon entries takes more of the core's
@@ -69,7 +67,7 @@ def _plan(net: DeployNet, mode: str) -> list:
 
 def _fans(layer: Layer):
     """Per-neuron fan-in (rows) and fan-out (columns) of the lowered connection matrix."""
-    m = layer_matrix(layer)
+    m = layer.spec.unrolled(layer)
     if isinstance(m, np.ndarray):
         nz = m != 0
         return nz.sum(1), nz.sum(0)
@@ -105,7 +103,7 @@ def _layer_row(stage, layer, own, sources, records, n, S, x_counts, lim) -> dict
                     synops_per_image=0.0, neuron_updates_per_image=0,
                     firing_rate=spikes / (neurons * S), synapse_bytes=0, cores=0)
     fan_in, fan_out = _fans(layer)
-    syn = exact_synapses(layer)
+    syn = layer.spec.synapse_count(layer)
     counts = np.concatenate([x_counts if k == "image" else _neuron_counts(records, k, n)
                              for k in sources])
     if len(counts) != layer.n_in:
@@ -201,7 +199,7 @@ def profile(net: DeployNet, records: dict, n_images: int, x_bytes=None, *,
     total = _totals(rows, S)
     macs = None
     if ann and net.config:
-        from neurovae.ann_cost import ann_macs
+        from .ann_cost import ann_macs
         macs = ann_macs(net.config, mode)
     return {"model": net.kind, "mode": mode, "n_images": n_images, "steps_per_image": S,
             "input_exact": x_exact or mode == "generation",

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
 
 from . import li_dynamics
-from .neuron import STATE_SCALE
+from .hw.neuron import STATE_SCALE
 from .cuba_kernel import CubaConstants, eligible as neuron_eligible, installed, record_shape
 
 

@@ -21,6 +21,8 @@ from tqdm import tqdm
 from . import checkpoint, data, fileio, plots, prng
 from .config import Config
 from .errors import CheckpointError, TrainingError
+from .kernels import enable_cpu_kernels
+from .hw.readout import to_signed
 from .models import build_model
 
 N_GRID = 64
@@ -104,8 +106,8 @@ def _write_epoch_outputs(out: Path, model, cfg: Config, test_x: torch.Tensor, me
     mse = None
     if getattr(model, "reconstruct", None) is not None:
         recon = model.reconstruct(test_x[:32], seed=cfg.seed)
-        plots.save_pairs(test_x[:32].float() / 127.5 - 1, recon, out / "reconstructions.png")
-        mse = float(torch.mean((recon - (test_x[:32].float() / 127.5 - 1)) ** 2))
+        plots.save_pairs(to_signed(test_x[:32]), recon, out / "reconstructions.png")
+        mse = float(torch.mean((recon - (to_signed(test_x[:32]))) ** 2))
     if getattr(model, "sample", None) is not None:
         plots.save_grid(model.sample(N_GRID, seed=cfg.seed), out / "samples.png")
     plots.save_loss_curve(metrics, out / "loss.png")
@@ -183,6 +185,7 @@ def train(cfg: Config, out_dir, resume: bool = False, progress: bool = True,
     if cfg.dataset not in data.DATASETS:
         raise TrainingError(f"unknown dataset '{cfg.dataset}'; choose one of "
                             f"{', '.join(data.DATASETS)}")
+    enable_cpu_kernels()
     dist = Distributed()
     if dist.main:
         _check_run_folder(out)

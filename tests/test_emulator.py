@@ -8,10 +8,10 @@ import torch
 from conftest import TINY
 from neurovae import data, deploy
 from neurovae.config import make_config
-from neurovae.emulator import Emulator
-from neurovae.layerwise import LayerwiseEmulator
+from neurovae.sim.reference import ReferenceSimulator
+from neurovae.sim.emulator import Emulator
 from neurovae.models import build_model
-from neurovae.neuron import StateOverflow
+from neurovae.hw.neuron import StateOverflow
 
 
 def _net(kind, *extra, seed=11):
@@ -21,8 +21,8 @@ def _net(kind, *extra, seed=11):
 
 
 def _assert_same(net, x, n, seed, chunk=256):
-    ref_img, ref = Emulator(net).run(x, n, seed, record=True)
-    got_img, got = LayerwiseEmulator(net, chunk=chunk).run(x, n, seed, record=True)
+    ref_img, ref = ReferenceSimulator(net).run(x, n, seed, record=True)
+    got_img, got = Emulator(net, chunk=chunk).run(x, n, seed, record=True)
     assert set(ref) == set(got)
     for key in ref:
         assert torch.equal(ref[key].long(), got[key].long()), key
@@ -68,14 +68,34 @@ def test_state_overflow_is_reported_like_the_reference():
                                                                     i_decay=0, v_decay=0))
     x = data.load_images("mnist", "test").tensor(torch.arange(2))
     with pytest.raises(StateOverflow):
-        Emulator(net).run(x, 2, 0)
+        ReferenceSimulator(net).run(x, 2, 0)
     with pytest.raises(StateOverflow):
-        LayerwiseEmulator(net).run(x, 2, 0)
+        Emulator(net).run(x, 2, 0)
 
 
 def test_images_do_not_depend_on_the_chunking():
     net = _net("fsvae")
-    a, _ = LayerwiseEmulator(net, chunk=5).run(None, 11, 9, first_image=4)
-    b, _ = LayerwiseEmulator(net, chunk=64).run(None, 11, 9, first_image=4)
-    c, _ = LayerwiseEmulator(net).run(None, 4, 9, first_image=11)
+    a, _ = Emulator(net, chunk=5).run(None, 11, 9, first_image=4)
+    b, _ = Emulator(net, chunk=64).run(None, 11, 9, first_image=4)
+    c, _ = Emulator(net).run(None, 4, 9, first_image=11)
     assert torch.equal(a, b) and torch.equal(a[7:], c)
+
+
+@pytest.mark.parametrize("kind", ["fsvae", "esvae"])
+def test_a_silent_latent_runs_on_every_tensor_backend(kind):
+    """A prior that never fires (the decoder then receives no spike at all) runs on both
+    simulators with the same images: the readout's bias alone."""
+    net = _net(kind)
+    if kind == "fsvae":
+        net.prior = [dataclasses.replace(l, weight=np.zeros_like(l.weight),
+                                         bias=np.zeros_like(l.bias)) for l in net.prior]
+    else:
+        pl = net.prior_linear
+        net.prior_linear = {**pl, "weight": np.zeros_like(pl["weight"]),
+                            "bias": np.full_like(pl["bias"], -(1 << 30))}
+    ref_img, ref = ReferenceSimulator(net).run(None, 3, 1, record=True)
+    got_img, got = Emulator(net).run(None, 3, 1, record=True)
+    assert int(ref["sampler/z"].sum()) == 0
+    assert torch.equal(ref_img, got_img)
+    for key in ref:
+        assert torch.equal(ref[key].long(), got[key].long()), key

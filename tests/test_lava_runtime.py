@@ -54,12 +54,12 @@ def nets(tmp_path_factory):
 def test_lava_sim_matches_torch_and_emulator_spike_for_spike(nets, kind, mode):
     """Three backends, one set of spikes: lava-sim, the step-by-step torch reference and
     the layer-at-a-time emulator."""
-    from neurovae.layerwise import LayerwiseEmulator
+    from neurovae.sim.emulator import Emulator
     net = load(nets[kind])
     x = data.load_images("mnist", "test").tensor(torch.arange(3)) if mode == "reconstruct" else None
     ref, rec_ref = run(net, "torch", x_bytes=x, n=3, seed=21, record=True)
     got, rec_got = run(net, "lava-sim", x_bytes=x, n=3, seed=21, record=True)
-    emu, rec_emu = LayerwiseEmulator(net).run(x, 3, 21, record=True)
+    emu, rec_emu = Emulator(net).run(x, 3, 21, record=True)
     assert set(rec_ref) == set(rec_got) == set(rec_emu) - {"readout_v"}
     assert sum(int(v.sum()) for v in rec_ref.values()) > 100   # real activity was compared
     assert rec_ref["sampler/z"].sum() > 0

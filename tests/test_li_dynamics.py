@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from neurovae import li_dynamics
+from neurovae import cuba_kernel, li_dynamics
 from neurovae.models import build_model
 
 
@@ -31,20 +31,33 @@ def test_reset_comparison_follows_float32_rounding():
 
 
 @pytest.mark.parametrize("kind", ["fsvae", "esvae"])
-def test_training_step_is_unchanged(tiny_cfg, kind):
-    """Loss and every gradient of a model equal lava-dl's own dynamics bit for bit."""
+def test_training_step_is_unchanged(tiny_cfg, kind, monkeypatch):
+    """Loss and every gradient of a model equal lava-dl's own dynamics bit for bit.
+
+    The fused CUBA kernel is switched off here, so lava-dl's neurons integrate through the
+    code under test; a counter proves the faster loop really ran."""
+    calls = []
+    real = li_dynamics._FastLI.apply
+    monkeypatch.setattr(li_dynamics._FastLI, "apply",
+                        lambda *a: calls.append(1) or real(*a))
     x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
     results = []
-    for use_fast in (False, True):
-        (li_dynamics.install if use_fast else li_dynamics.uninstall)()
-        torch.manual_seed(3)
-        model = build_model(tiny_cfg(kind))
-        out = model(x, seed=1, images=torch.arange(4), ss_p=0.5,
-                    gen=torch.Generator().manual_seed(1))
-        out["loss"].backward()
-        results.append((out["loss"].detach(), [p.grad.clone() for p in model.parameters()
-                                               if p.grad is not None]))
-    li_dynamics.install()
-    (l0, g0), (l1, g1) = results
+    cuba_kernel.uninstall()
+    try:
+        for use_fast in (False, True):
+            (li_dynamics.install if use_fast else li_dynamics.uninstall)()
+            calls.clear()
+            torch.manual_seed(3)
+            model = build_model(tiny_cfg(kind))
+            out = model(x, seed=1, images=torch.arange(4), ss_p=0.5,
+                        gen=torch.Generator().manual_seed(1))
+            out["loss"].backward()
+            results.append((out["loss"].detach(), [p.grad.clone() for p in model.parameters()
+                                                   if p.grad is not None], len(calls)))
+    finally:
+        li_dynamics.install()
+        cuba_kernel.install()
+    (l0, g0, n0), (l1, g1, n1) = results
+    assert n0 == 0 and n1 > 0, (n0, n1)
     assert torch.equal(l0, l1) and len(g0) == len(g1) > 4
     assert all(torch.equal(a, b) for a, b in zip(g0, g1))

@@ -1,8 +1,9 @@
 """One clock, gradients and sampling of the spiking VAEs."""
+import numpy as np
 import torch
 
 from neurovae.models import build_model
-from neurovae.models.spiking import pick_candidates
+from neurovae.hw import sampling
 
 
 def _batch(n=4):
@@ -35,16 +36,28 @@ def test_fsvae_latent_has_the_lava_loop_latency(tiny_cfg):
     assert model.n_steps == start + model.cfg.T + model.decoder.depth
 
 
-def test_pick_is_one_of_the_candidates_and_depends_on_seed():
-    c = (torch.rand(3, 5 * 4) < 0.5).float()
-    z1 = pick_candidates(c, 4, seed=1, images=torch.arange(3), step=0)
-    z2 = pick_candidates(c, 4, seed=2, images=torch.arange(3), step=0)
-    grouped = c.view(3, 5, 4)
-    assert ((z1 == 0) | (grouped.max(-1).values == 1)).all()
-    assert ((z1 == 1) | (grouped.min(-1).values == 0)).all()
-    all_on = torch.ones(3, 20)
-    assert torch.equal(pick_candidates(all_on, 4, 7, torch.arange(3), 2), torch.ones(3, 5))
-    assert not torch.equal(z1, z2) or c.view(3, 5, 4).std(-1).sum() == 0
+def test_pick_takes_each_latents_prng_chosen_candidate():
+    """z_i is exactly candidate (i, j) with j the PRNG's index; every j in [0, k) is taken
+    about equally often, and numpy and torch pick the same."""
+    k, C, n = 4, 50, 40
+    images = torch.arange(n)
+    # one-hot candidates: candidate j of each latent fires alone in plane j
+    for step in (0, 3):
+        idx = sampling.pick_index(images, 1, images, step, C, k)
+        for j in range(k):
+            c = torch.zeros(n, C, k)
+            c[..., j] = 1
+            z = sampling.pick(c.view(n, C * k), k, 1, images, step)
+            assert torch.equal(z, (idx == j).float())
+            z_np = sampling.pick(c.view(n, C * k).numpy(), k, 1, images.numpy(), step)
+            assert np.array_equal(z_np, z.numpy())
+        counts = torch.bincount(idx.flatten(), minlength=k).double() / idx.numel()
+        assert (counts - 1 / k).abs().max() < 0.05, counts
+    # the draw depends on the seed, the image and the step
+    base = sampling.pick_index(images, 1, images, 0, C, k)
+    assert not torch.equal(base, sampling.pick_index(images, 2, images, 0, C, k))
+    assert not torch.equal(base, sampling.pick_index(images, 1, images, 1, C, k))
+    assert not torch.equal(base, sampling.pick_index(images, 1, images + 1, 0, C, k))
 
 
 def test_esvae_spikes_follow_the_count_rate(tiny_cfg):

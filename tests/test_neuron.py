@@ -4,7 +4,8 @@ import torch
 from lava.lib.dl import slayer
 from lava.proc.lif.models import PyLifModelBitAcc
 
-from neurovae.neuron import NeuronParams, StateOverflow, cuba_step, lif_step_int, quantize_weight
+from neurovae.hw.neuron import NeuronParams, StateOverflow, lif_step, quantize_weight
+from neurovae.neuron import cuba_step
 
 P = NeuronParams(i_decay=1024, v_decay=1024, vth_mant=80)
 
@@ -34,7 +35,7 @@ def test_integer_step_matches_lavas_bit_accurate_lif():
         lava.subthr_dynamics(a.astype(np.int32))
         s_lava = lava.spiking_activation()
         lava.reset_voltage(s_lava)
-        u, v, s = lif_step_int(u, v, a, P, bias=bias)
+        u, v, s = lif_step(u, v, a, P, bias=bias)
         assert (s == s_lava).all() and (u == lava.u).all() and (v == lava.v).all()
         total += s.sum()
     assert total > 100   # the comparison saw spikes
@@ -67,10 +68,10 @@ def test_float_and_integer_steps_agree_and_overflow_is_detected():
         a_int = x @ w.T
         s_f, u_f, v_f = cuba_step(torch.tensor(a_int / 64, dtype=torch.float32), u_f, v_f,
                                   torch.zeros(16), P)
-        u_i, v_i, s_i = lif_step_int(u_i, v_i, a_int, P)
+        u_i, v_i, s_i = lif_step(u_i, v_i, a_int, P)
         assert (s_f.numpy().astype(bool) == s_i).all()
     try:
-        lif_step_int(np.zeros(1, np.int64), np.zeros(1, np.int64), np.array([2 ** 18]), P)
+        lif_step(np.zeros(1, np.int64), np.zeros(1, np.int64), np.array([2 ** 18]), P)
     except StateOverflow:
         pass
     else:

@@ -15,7 +15,7 @@ from neurovae.config import make_config  # noqa: E402
 from neurovae.export.nir_export import (NirExportError, TAU_NO_DECAY, to_nir,  # noqa: E402
                                         write_nir)
 from neurovae.models import build_model  # noqa: E402
-from neurovae.neuron import NeuronParams, lif_step_int  # noqa: E402
+from neurovae.hw.neuron import NeuronParams, lif_step  # noqa: E402
 
 ENCODER_EDGES = [("input", "input_conv"), ("input_conv", "input_lif"),
                  ("input_lif", "conv1_conv"), ("conv1_conv", "conv1_lif"),
@@ -170,7 +170,7 @@ def test_cubalif_mapping_reproduces_loihi_dynamics(nets, i_decay, v_decay):
     u = v = np.zeros(layer.n_out, dtype=np.int64)
     v_loihi = []
     for s in spikes:
-        u, v, fired = lif_step_int(u, v, layer.weight @ s, p, np.asarray(layer.bias))
+        u, v, fired = lif_step(u, v, layer.weight @ s, p, np.asarray(layer.bias))
         assert not fired.any()
         v_loihi.append(v / 4096)
     v_nir = _euler(node, affine, spikes)

@@ -8,13 +8,12 @@ import torch
 from neurovae import data, deploy
 from neurovae.ann_cost import ann_macs
 from neurovae.config import make_config
-from neurovae.deploy import DeployNet, Layer
-from neurovae.emulator import Emulator
+from neurovae.hw.net import DeployNet, Layer
+from neurovae.sim.reference import ReferenceSimulator
 from neurovae.export.inspect import synapses
-from neurovae.loihi_runtime import profile as prof
-from neurovae.loihi_runtime.lowering import layer_matrix
+from neurovae import profile as prof
 from neurovae.models import build_model
-from neurovae.neuron import NeuronParams
+from neurovae.hw.neuron import NeuronParams
 
 from conftest import TINY
 
@@ -163,7 +162,7 @@ def test_emulator_run_totals_are_consistent(tmp_path):
     torch.manual_seed(0)
     net = deploy.from_model(build_model(make_config("mnist-small", "fsvae", TINY)).eval())
     x = data.load_images("mnist", "test").tensor(torch.arange(2))
-    _, rec = Emulator(net).run(x, 2, 3, record=True)
+    _, rec = ReferenceSimulator(net).run(x, 2, 3, record=True)
     rep = prof.profile(net, rec, 2, x)
     assert rep["mode"] == "reconstruction"
     for st in rep["stages"].values():
@@ -174,7 +173,7 @@ def test_emulator_run_totals_are_consistent(tmp_path):
             sum(st["totals"][key] for st in rep["stages"].values()))
     layers = {l.name: l for l in net.encoder + net.posterior}
     for r in rep["stages"]["encoder"]["layers"] + rep["stages"]["posterior"]["layers"]:
-        m = layer_matrix(layers[r["name"]])
+        m = layers[r["name"]].spec.unrolled(layers[r["name"]])
         assert r["synapses"] == np.count_nonzero(m if isinstance(m, np.ndarray) else m.data)
         assert r["fan_in_mean"] * r["neurons"] == pytest.approx(r["synapses"])
         key = ("encoder/" if r["stage"] == "encoder" else "latent/") + r["name"]

@@ -3,8 +3,9 @@
 At the first step of every image (time_step % S == 1) u and v are zeroed and the input of
 that step, which still carries the previous image's last spikes through each Dense/Sparse
 buffer, is dropped. Every image then runs as on fresh hardware, as PyTorch models it.
-On Loihi 2 this is a reset in the neuron microcode; here it is selected through
-``exception_proc_model_map={LIFReset: PyGatedLifResetModel}``.
+It is selected through ``exception_proc_model_map={LIFReset: PyGatedLifResetModel}``:
+a Python process model, so every population using it runs on the host CPU, not on a
+neuro-core.
 """
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag

@@ -1,8 +1,8 @@
 """Readout integrators and spike recorders: the host-visible ends of the graph.
 
-Readout: non-firing CUBA integrators (current decay 4096, voltage decay `v_decay`, bias
-per neuron) whose voltage at the last step of each image is stored in `frames`; on
-Loihi 2 these are ordinary compartments with an unreachable threshold, read by the host.
+Readout: non-firing CUBA integrators (`neurovae.hw.readout`: current decay 4096, voltage
+decay `v_decay`, bias per neuron) whose voltage at the last step of each image is stored
+in `frames`. It is a Python process model, so Lava runs it on the host CPU.
 SpikeRecorder: stores every step's spikes of a population, bit-packed, for verification.
 """
 import numpy as np
@@ -16,7 +16,9 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from neurovae.neuron import NeuronParams, lif_step_int
+from neurovae.hw.neuron import lif_step
+from neurovae.hw.readout import readout_neuron
+from neurovae.hw.sampling import image_clock
 
 
 class Readout(AbstractProcess):
@@ -45,17 +47,16 @@ class PyReadoutModel(PyLoihiProcessModel):
     def __init__(self, proc_params):
         super().__init__(proc_params)
         self.v = np.zeros(proc_params["shape"], np.int64)
-        self.neuron = NeuronParams(4096, proc_params["v_decay"], 2 ** 17 - 1)
+        self.neuron = readout_neuron(proc_params["v_decay"])
 
     def run_spk(self):
         p = self.proc_params
         a = self.a_in.recv().astype(np.int64)
-        t0 = self.time_step - 1
-        image, t = t0 // p["steps"], t0 % p["steps"]
+        image, t = image_clock(self.time_step, p["steps"])
         if t == 0:   # image boundary: fresh state, input of this step dropped
             self.v[:] = 0
             a[:] = 0
-        _, self.v, _ = lif_step_int(np.zeros_like(self.v), self.v, a, self.neuron, p["bias"])
+        _, self.v, _ = lif_step(np.zeros_like(self.v), self.v, a, self.neuron, p["bias"])
         if t == p["steps"] - 1 and image < p["n_images"]:
             self.frames[image] = self.v
 

@@ -1,8 +1,8 @@
 """Spiking samplers with the shared counter PRNG: FSVAE's candidate pick, ESVAE's rates.
 
-They receive and send within one step (0 latency). On Loihi 2 they map to the embedded
-processors (PRNG and pick are integer code on a few hundred values per step); their
-inputs and outputs are ordinary spike messages to and from the neuro-cores.
+They receive and send within one step (0 latency). They are Python process models, so
+Lava runs them on the host CPU, under Loihi2HwCfg too: they are not neuro-core processes.
+Their rules are `neurovae.hw.sampling`'s.
 """
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
@@ -14,7 +14,7 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from neurovae import prng
+from neurovae.hw import sampling
 
 
 class CandidateSampler(AbstractProcess):
@@ -44,8 +44,7 @@ class RateSampler(AbstractProcess):
 
 def _clock(model):
     p = model.proc_params
-    t0 = model.time_step - 1
-    return p["first_image"] + t0 // p["steps"], t0 % p["steps"]
+    return sampling.image_clock(model.time_step, p["steps"], p["first_image"])
 
 
 @implements(proc=CandidateSampler, protocol=LoihiProtocol)
@@ -59,9 +58,8 @@ class PyCandidateSamplerModel(PyLoihiProcessModel):
         p = self.proc_params
         c = self.c_in.recv().astype(np.int32)
         image, t = _clock(self)
-        lat = np.arange(p["latent"])
-        idx = prng.randint_numpy(p["seed"], image, t, lat, p["k"])
-        self.z_out.send(c.reshape(p["latent"], p["k"])[lat, idx].astype(np.int32))
+        z = sampling.pick(c[None, :], p["k"], p["seed"], np.array([image]), t)
+        self.z_out.send(z[0].astype(np.int32))
 
 
 @implements(proc=RateSampler, protocol=LoihiProtocol)
@@ -75,23 +73,18 @@ class PyRateSamplerModel(PyLoihiProcessModel):
         super().__init__(proc_params)
         self.counts = np.zeros(proc_params["latent"], np.int64)
 
-    def _prior_counts(self, image):
-        p, pr = self.proc_params, self.proc_params["prior"]
-        eps = prng.gaussian_int_numpy(p["seed"] ^ prng.PRIOR_SEED_SALT, image,
-                                      np.arange(p["latent"]))
-        y = np.asarray(pr["weight"], np.int64) @ eps + np.asarray(pr["bias"], np.int64)
-        return (y[:, None] >= np.asarray(pr["thresholds"], np.int64)[None, :]).sum(1)
-
     def run_spk(self):
         p = self.proc_params
         e = self.e_in.recv().astype(np.int64)
         image, t = _clock(self)
+        images = np.array([image])
         if t == 0:
-            self.counts[:] = (self._prior_counts(image) if p["prior"] is not None else 0)
-        if p["prior"] is None and p["window_start"] <= t < p["sample_start"]:
+            self.counts[:] = (0 if p["prior"] is None
+                              else sampling.prior_counts(p["prior"], p["seed"], images)[0])
+        counting, emitting = sampling.in_window(p, t)
+        if p["prior"] is None and counting:
             self.counts += e
         z = np.zeros(p["latent"], np.int32)
-        if p["sample_start"] <= t < p["sample_start"] + p["T"]:
-            m = prng.randint_numpy(p["seed"], image, t, np.arange(p["latent"]), p["T"])
-            z = (m < self.counts).astype(np.int32)
-        self.z_out.send(z)
+        if emitting:
+            z = sampling.rate_spikes(self.counts[None, :], p["T"], p["seed"], images, t)[0]
+        self.z_out.send(z.astype(np.int32))

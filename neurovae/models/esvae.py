@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import torch
 
-from .. import prng
-from ..prng import PRIOR_SEED_SALT
 from ..config import Config
+from ..hw import sampling
+from ..hw.clock import esvae_clock
+from ..hw.sampling import EPS_SCALE
 from .fsvae import to_input, to_target
-from .spiking import EPS_SCALE, SpikingDecoder, SpikingEncoder, gaussian_int, rbf_mmd
+from .spiking import SpikingDecoder, SpikingEncoder, rbf_mmd
 
 
 class ESVAE(torch.nn.Module):
@@ -26,16 +27,17 @@ class ESVAE(torch.nn.Module):
         self.encoder = SpikingEncoder(cfg, cfg.latent)
         self.decoder = SpikingDecoder(cfg)
         self.prior = torch.nn.Linear(cfg.latent, cfg.latent)
-        self.window_start = self.encoder.depth
-        self.sample_start = self.window_start + cfg.T
-        self.n_steps = self.sample_start + cfg.T + self.decoder.depth
+        clock = esvae_clock(self.encoder.depth, self.decoder.depth, cfg.T)
+        self.window_start, self.sample_start = clock.window_start, clock.sample_start
+        self.n_steps = clock.n_steps
 
     def spike_train(self, rate: torch.Tensor, seed: int, images: torch.Tensor):
         """Bernoulli spikes (N, C, S) in the sampling window; gradient flows to `rate`."""
         T, (n, c) = self.cfg.T, rate.shape
         steps = torch.arange(self.sample_start, self.sample_start + T)
-        m = prng.randint_torch(seed, images[:, None, None], steps[None, None, :],
+        m = sampling.rate_draw(seed, images[:, None, None], steps[None, None, :],
                                torch.arange(c)[None, :, None], T)
+        # m < count on the deployed integers; count = rate * T there
         hard = (rate.unsqueeze(-1) * T > m.to(rate.dtype) + 0.5).to(rate.dtype)
         z = hard + rate.unsqueeze(-1) - rate.unsqueeze(-1).detach()
         return torch.nn.functional.pad(
@@ -46,7 +48,7 @@ class ESVAE(torch.nn.Module):
         return e[..., self.window_start:self.sample_start].mean(-1)
 
     def prior_rate(self, seed: int, images: torch.Tensor):
-        eps = gaussian_int(seed ^ PRIOR_SEED_SALT, images, torch.arange(self.cfg.latent))
+        eps = sampling.prior_eps(images, seed, images, self.cfg.latent)
         return torch.sigmoid(self.prior(eps.float() * EPS_SCALE))
 
     def forward(self, x_bytes, seed: int, images=None, **_):

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import torch
 
-from ..prng import MIX_SEED_SALT, PRIOR_SEED_SALT
 from ..config import Config
+from ..hw.clock import fsvae_clock
+from ..hw.readout import to_signed
+from ..hw.sampling import sampler_seed
+from ..prng import MIX_SEED_SALT
 from .spiking import AutoregressiveLoop, SpikingDecoder, SpikingEncoder, psp
 
 
@@ -22,7 +25,7 @@ def to_input(x_bytes: torch.Tensor) -> torch.Tensor:
 
 def to_target(x_bytes: torch.Tensor) -> torch.Tensor:
     """Reconstruction target in [-1, 1], as the papers."""
-    return x_bytes.float() / 127.5 - 1.0
+    return to_signed(x_bytes)
 
 
 class FSVAE(torch.nn.Module):
@@ -35,9 +38,8 @@ class FSVAE(torch.nn.Module):
         self.posterior = AutoregressiveLoop(cfg, ext=cfg.latent)
         self.prior = AutoregressiveLoop(cfg)
         self.decoder = SpikingDecoder(cfg)
-        # first step z can carry image information: encoder, then three loop layers
-        self.latent_start = self.encoder.depth + 3
-        self.n_steps = self.latent_start + cfg.T + self.decoder.depth
+        clock = fsvae_clock(self.encoder.depth, self.decoder.depth, cfg.T)
+        self.latent_start, self.n_steps = clock.latent_start, clock.n_steps
 
     def encode(self, x_bytes, seed: int, images: torch.Tensor):
         e = self.encoder(to_input(x_bytes), self.n_steps)
@@ -52,7 +54,7 @@ class FSVAE(torch.nn.Module):
         """
         images = torch.arange(len(x_bytes)) if images is None else images
         q_c, z = self.encode(x_bytes, seed, images)
-        p_c, _ = self.prior(self.n_steps, seed ^ PRIOR_SEED_SALT, images, teacher=z,
+        p_c, _ = self.prior(self.n_steps, sampler_seed(seed, True), images, teacher=z,
                             mix_p=ss_p, mix_seed=seed ^ MIX_SEED_SALT)
         recon = self.decoder(z)
         n, ck, s = q_c.shape
@@ -73,5 +75,5 @@ class FSVAE(torch.nn.Module):
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, images=None):
         images = torch.arange(n) if images is None else images
-        _, z = self.prior(self.n_steps, seed ^ PRIOR_SEED_SALT, images)
+        _, z = self.prior(self.n_steps, sampler_seed(seed, True), images)
         return self.decoder(z)

@@ -8,18 +8,15 @@ into its neurons. Tensors follow SLAYER: (N, C, H, W, T) and (N, C, T).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from lava.lib.dl import slayer
 
 from ..config import Config
-from ..neuron import WEIGHT_SCALE, NeuronParams, cuba_step, quantize_bias
-from .. import cuba_kernel, li_dynamics, prng, spiking_block
-
-li_dynamics.install()     # lava-dl's leaky integrator, same results, a faster CPU loop
-cuba_kernel.install()     # lava-dl's CUBA neuron in one fused pass, same spikes
+from ..hw import sampling
+from ..hw.neuron import WEIGHT_SCALE, NeuronParams
+from ..neuron import cuba_step, quantize_bias
+from .. import prng, spiking_block
 
 
 def shift(x: torch.Tensor) -> torch.Tensor:
@@ -128,17 +125,6 @@ class Readout(torch.nn.Module):
                                                 steps))
 
 
-def pick_candidates(c: torch.Tensor, k: int, seed: int, images: torch.Tensor, step: int):
-    """FSVAE's sampler: for each latent, one of its k candidate spikes chosen by the PRNG.
-
-    c is (N, C*k) with candidate j of latent i at index i*k + j; returns (N, C).
-    """
-    n, ck = c.shape
-    latents = torch.arange(ck // k)
-    idx = prng.randint_torch(seed, images[:, None], step, latents[None, :], k)
-    return c.view(n, ck // k, k).gather(2, idx.unsqueeze(-1)).squeeze(-1)
-
-
 class AutoregressiveLoop(torch.nn.Module):
     """FSVAE posterior or prior: three CUBA dense layers emitting C*k candidates, a pick of
     one per latent, and the picked spikes fed back into the first layer.
@@ -195,7 +181,7 @@ class AutoregressiveLoop(torch.nn.Module):
             s1n, u[0], v[0] = cuba_step(a1, u[0], v[0], b1, p)
             s2n, u[1], v[1] = cuba_step(a2, u[1], v[1], b2, p)
             c, u[2], v[2] = cuba_step(a3, u[2], v[2], b3, p)
-            z = pick_candidates(c, self.k, seed, images, t)
+            z = sampling.pick(c, self.k, seed, images, t)
             s1, s2 = s1n, s2n
             if teacher is None:
                 z_in = z
@@ -226,11 +212,3 @@ def rbf_mmd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     d = a.shape[1]
     k = lambda x, y: torch.exp(-torch.cdist(x, y).pow(2) / d)  # noqa: E731
     return k(a, a).mean() + k(b, b).mean() - 2 * k(a, b).mean()
-
-
-def gaussian_int(seed: int, images: torch.Tensor, idx: torch.Tensor, step: int = 0):
-    """Integer Gaussian per (image, latent), shared with the Lava sampler (see prng)."""
-    return prng.gaussian_int_torch(seed, images[:, None], idx[None, :], step)
-
-
-EPS_SCALE = math.sqrt(3) / 65536

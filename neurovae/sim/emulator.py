@@ -6,22 +6,22 @@ only the LIF recurrence runs step by step, in a fused kernel (`lif_kernel`) that
 on these integers. Leading steps without input are not convolved, and the neuron state over
 them (driven by bias alone) is computed once for all images. The FSVAE loop is recurrent
 and is stepped. Results are spike-exact with the step-by-step reference
-(`neurovae.emulator`) and with Lava (`neurovae verify`).
+(`neurovae.sim.reference`) and with Lava (`neurovae verify`).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .deploy import DeployNet, Layer
-from .emulator import bias_of, input_drive, prior_counts, rate_spikes, readout_image
+from ..hw import sampling
+from ..hw.drive import input_drive
+from ..hw.net import DeployNet, Layer
+from ..hw.neuron import ACT_SHIFT, BIAS_EXP, DECAY_UNITY, UV_LIMIT, StateOverflow, lif_step
+from ..hw.readout import readout_image, readout_neuron
 from .lif_kernel import lif_run
-from .models.spiking import pick_candidates
-from .neuron import ACT_SHIFT, BIAS_EXP, DECAY_UNITY, UV_LIMIT, StateOverflow
-from .prng import PRIOR_SEED_SALT
 
 FLOAT32_EXACT = 2 ** 24          # integers below this add exactly in float32
 
@@ -35,7 +35,7 @@ class Series:
 
     def full(self, S: int) -> torch.Tensor:
         """(S, N, neurons) in (C, H, W) order, zeros filled in before start."""
-        d = self.data.reshape(*self.data.shape[:2], -1)
+        d = self.data.flatten(2)
         pad = torch.zeros(self.start, *d.shape[1:], dtype=d.dtype)
         return torch.cat([pad, d])[:S]
 
@@ -49,9 +49,7 @@ class Connection:
     def __init__(self, layer: Layer):
         self.layer = layer
         w = np.abs(np.asarray(layer.weight, dtype=np.int64))
-        if layer.kind == "convT":           # (in, out, kh, kw): bound per output channel
-            w = w.swapaxes(0, 1)
-        bound = w.reshape(w.shape[0], -1).sum(1).max()
+        bound = layer.spec.out_channel_weights(w).sum(1).max()
         self.dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
         self.w = torch.as_tensor(np.asarray(layer.weight), dtype=self.dtype)
 
@@ -65,18 +63,15 @@ class Connection:
         """
         m, layer = s.shape[0], self.layer
         x = s.to(self.dtype)
-        if not self.is_conv:
-            return x.reshape(m, -1) @ self.w.T
-        x = x.reshape(m, *layer.in_shape).contiguous(memory_format=torch.channels_last)
-        if layer.kind == "convT":
-            return F.conv_transpose2d(x, self.w, stride=layer.stride, padding=layer.padding)
-        return F.conv2d(x, self.w, stride=layer.stride, padding=layer.padding)
+        if self.is_conv:
+            x = x.reshape(m, *layer.in_shape).contiguous(memory_format=torch.channels_last)
+        return layer.spec.apply(layer, x, self.w)
 
 
 def delayed_input(conn: Connection, spikes: Series, S: int) -> Series:
     """The input series of a layer fed by `spikes`: step t gets the spikes of t-1."""
     d = spikes.data
-    active = d.reshape(d.shape[0], -1).any(1).nonzero()
+    active = d.reshape(d.shape[0], -1).any(1).nonzero() if len(d) else []
     first = spikes.start + int(active[0]) if len(active) else S
     n = d.shape[1]
     if first >= S - 1:                      # nothing arrives before the run ends
@@ -87,85 +82,76 @@ def delayed_input(conn: Connection, spikes: Series, S: int) -> Series:
     return Series(first + 1, r.view(len(src), n, *r.shape[1:]))
 
 
-def lif_series(a: Series, layer: Layer, S: int, current_memory: bool = True):
+def lif_series(a: Series, layer: Layer, S: int):
     """Bit-accurate CUBA LIF over an input series of integers; returns (spikes, final v).
 
-    Same arithmetic as `neuron.lif_step_int` (decay rounds toward zero: trunc of an exact
-    float64 product); Loihi's 24-bit state range is checked at every step. Without
-    `current_memory` the current is the step's input only (the readout).
+    The arithmetic of `hw.neuron.lif_step` (its conformance test checks the kernel);
+    Loihi's 24-bit state range is checked at every step.
     """
-    p = layer.neuron
-    fv = (DECAY_UNITY - p.v_decay) / DECAY_UNITY
-    th = float(p.vth_mant << ACT_SHIFT)
     x = a.data
     shape, n = x.shape[2:], x.shape[1]
-    b = _bias_hw(layer, shape)
+    bias = _bias(layer, shape)
     # steps before a.start: no input, so v follows the bias alone, the same in every image
     v = torch.zeros(1, *shape, dtype=torch.float64)
     for t in range(a.start):
-        v = torch.trunc(v * fv) + b
-        if bool((v > th).any()) or float(v.abs().max()) >= UV_LIMIT - 1:
-            return _lif_stepped(a, layer, S, current_memory)
+        try:
+            _, v, s = lif_step(0.0, v, 0.0, layer.neuron, bias)
+        except StateOverflow:
+            return _lif_stepped(a, layer, S)
+        if bool(s.any()):
+            return _lif_stepped(a, layer, S)
     if len(x) == 0:
         return Series(S, torch.empty_like(x, dtype=torch.uint8)), v.expand(n, *shape)
-    spikes, v, _ = lif_block(x, layer, v, None, current_memory, b)
+    spikes, v, _ = lif_block(x, layer, v, None, bias)
     return Series(a.start, spikes), v
 
 
-def lif_block(x: torch.Tensor, layer: Layer, v0: torch.Tensor, u0, current_memory: bool = True,
-              b: torch.Tensor | None = None):
+def lif_block(x: torch.Tensor, layer: Layer, v0: torch.Tensor, u0, bias=None):
     """LIF steps over inputs x (steps, N, ...) from state (v0, u0; u0 None = zero current);
-    b: the layer's `_bias_hw`, when the caller already holds it.
+    bias: the layer's `_bias`, when the caller already holds it.
 
     Neurons whose current is the step's input alone (all of neurovae's) run in the fused
-    kernel; others step as tensor ops. Returns (spikes uint8, v, u) and raises
+    kernel; others step with `lif_step`. Returns (spikes uint8, v, u) and raises
     StateOverflow when a state reaches Loihi's 24-bit limit.
     """
     p = layer.neuron
-    fu = (DECAY_UNITY - p.i_decay) / DECAY_UNITY if current_memory else 0.0
+    bias = _bias(layer, x.shape[2:]) if bias is None else bias
+    if p.i_decay != DECAY_UNITY:
+        return _lif_with_current(x, layer, v0, u0, bias)
     fv = (DECAY_UNITY - p.v_decay) / DECAY_UNITY
-    th = float(p.vth_mant << ACT_SHIFT)
-    b = _bias_hw(layer, x.shape[2:]) if b is None else b
-    if fu == 0.0:
-        spikes, v, over = lif_run(x, b, v0, 1 << ACT_SHIFT, fv, th, UV_LIMIT - 1)
-        u = None
-    else:
-        spikes, v, u, peak = _lif_with_current(x, b, v0, u0, fu, fv, th)
-        over = peak >= UV_LIMIT - 1
+    spikes, v, over = lif_run(x, bias * (1 << BIAS_EXP), v0, 1 << ACT_SHIFT, fv,
+                              float(p.threshold_hw), UV_LIMIT - 1)
     if over:
         raise StateOverflow(f"a neuron state in layer {layer.name} reached Loihi's 24-bit "
                             f"limit ({UV_LIMIT - 1})")
+    return spikes, v, None
+
+
+def _bias(layer: Layer, shape) -> torch.Tensor:
+    """Bias mantissa per neuron in `shape`, as float64."""
+    return torch.as_tensor(layer.bias_per_neuron(), dtype=torch.float64).view(shape)
+
+
+def _lif_with_current(x, layer, v0, u0, bias):
+    """LIF with current memory (i_decay < 4096): `lif_step` step by step."""
+    v = v0.expand(x.shape[1:]).double()
+    u = torch.zeros_like(v) if u0 is None else u0
+    spikes = torch.empty_like(x, dtype=torch.uint8)
+    for t in range(len(x)):
+        try:
+            u, v, s = lif_step(u, v, x[t].double(), layer.neuron, bias)
+        except StateOverflow:
+            raise StateOverflow(f"a neuron state in layer {layer.name} reached Loihi's 24-bit "
+                                f"limit ({UV_LIMIT - 1})") from None
+        spikes[t] = s
     return spikes, v, u
 
 
-def _bias_hw(layer: Layer, shape) -> torch.Tensor:
-    """Bias in hardware units (mantissa << 6) as float64, per neuron in `shape`."""
-    bias = bias_of(layer)
-    b = bias.double().view(shape) if torch.is_tensor(bias) else torch.tensor(float(bias))
-    return b * (1 << BIAS_EXP)
-
-
-def _lif_with_current(x, b, v0, u0, fu, fv, th):
-    """LIF with current memory (i_decay < 4096), as tensor ops step by step."""
-    v = torch.empty_like(x[0], dtype=torch.float64).copy_(v0.expand(x.shape[1:]))
-    u = torch.zeros_like(v) if u0 is None else u0.clone()
-    spikes = torch.empty_like(x, dtype=torch.bool)
-    peak = 0.0
-    for t in range(len(x)):
-        u.mul_(fu).trunc_().add_(x[t], alpha=1 << ACT_SHIFT)
-        v.mul_(fv).trunc_().add_(u).add_(b)
-        lo, hi = torch.aminmax(v)
-        peak = max(peak, float(u.abs().max()), -float(lo), float(hi))
-        torch.gt(v, th, out=spikes[t])
-        v.masked_fill_(spikes[t], 0.0)
-    return spikes.view(torch.uint8), v, u, peak
-
-
-def _lif_stepped(a: Series, layer: Layer, S: int, current_memory: bool):
+def _lif_stepped(a: Series, layer: Layer, S: int):
     """The rare case of a bias alone driving spikes: run from step 0 with the input padded."""
     x = a.data
     pad = torch.zeros(a.start, *x.shape[1:], dtype=x.dtype)
-    return lif_series(Series(0, torch.cat([pad, x])), layer, S, current_memory)
+    return lif_series(Series(0, torch.cat([pad, x])), layer, S)
 
 
 def run_stack(layers: list, conns: list, first: Series, rec: dict | None, stage: str, S: int):
@@ -178,7 +164,7 @@ def run_stack(layers: list, conns: list, first: Series, rec: dict | None, stage:
     return s
 
 
-class LayerwiseEmulator:
+class Emulator:
     """Reconstruct or generate with a DeployNet, batched over images and steps."""
 
     def __init__(self, net: DeployNet, chunk: int = 512):
@@ -186,12 +172,15 @@ class LayerwiseEmulator:
         self.enc = [Connection(l) for l in net.encoder]
         self.dec = [Connection(l) for l in net.decoder]
         self.readout = Connection(net.readout)
+        self.readout_layer = dataclasses.replace(
+            net.readout, neuron=readout_neuron(net.readout.neuron.v_decay))
         self.loops = {"posterior": [Connection(l) for l in net.posterior],
                       "prior": [Connection(l) for l in net.prior]}
 
     def run(self, x_bytes: torch.Tensor | None, n: int, seed: int, first_image: int = 0,
             record: bool = False):
-        """Same contract as `Emulator.run`: (images in [-1, 1], records (N, neurons, S))."""
+        """Same contract as `ReferenceSimulator.run`: (images in [-1, 1], records
+        (N, neurons, S))."""
         total = n if x_bytes is None else len(x_bytes)
         outs, recs = [], []
         for lo in range(0, total, self.chunk):
@@ -224,8 +213,7 @@ class LayerwiseEmulator:
         if rec is not None:
             rec["sampler/z"] = Series(0, z)
         d = run_stack(net.decoder, self.dec, Series(0, z), rec, "decoder", S)
-        _, v = lif_series(delayed_input(self.readout, d, S), net.readout, S,
-                          current_memory=False)
+        _, v = lif_series(delayed_input(self.readout, d, S), self.readout_layer, S)
         v = v.round().long().reshape(n, -1)
         out = readout_image(v, net.readout.out_shape)
         if rec is None:
@@ -236,13 +224,13 @@ class LayerwiseEmulator:
     def _fsvae_loop(self, enc_out, n, seed, images, gen, rec):
         """The autoregressive loop z -> L1 -> L2 -> L3 -> pick -> z, stepped."""
         net, S = self.net, self.net.n_steps
-        layers = net.prior if gen else net.posterior
+        layers = net.loop(gen)
         conns = self.loops["prior" if gen else "posterior"]
-        pick_seed = seed ^ PRIOR_SEED_SALT if gen else seed
+        pick_seed = sampling.sampler_seed(seed, gen)
         series = [torch.zeros(S, n, l.n_out, dtype=torch.uint8) for l in layers]
         z = torch.zeros(S, n, net.latent, dtype=torch.uint8)
         state = [(torch.zeros(n, l.n_out, dtype=torch.float64), None) for l in layers]
-        biases = [_bias_hw(l, (l.n_out,)) for l in layers]
+        biases = [_bias(l, (l.n_out,)) for l in layers]
         for t in range(S):
             for i, (layer, conn) in enumerate(zip(layers, conns)):
                 if t == 0:
@@ -251,10 +239,9 @@ class LayerwiseEmulator:
                     src = series[i - 1][t - 1] if i else (
                         z[t - 1] if gen else torch.cat([enc_out[t - 1], z[t - 1]], 1))
                     a = conn(src)
-                s, v, u = lif_block(a.unsqueeze(0), layer, *state[i], b=biases[i])
+                s, v, u = lif_block(a.unsqueeze(0), layer, *state[i], biases[i])
                 series[i][t], state[i] = s[0], (v, u)
-            z[t] = pick_candidates(series[-1][t].long(), net.k, pick_seed, images, t).to(
-                torch.uint8)
+            z[t] = sampling.pick(series[-1][t], net.k, pick_seed, images, t)
         if rec is not None:
             for layer, s in zip(layers, series):
                 rec[f"latent/{layer.name}"] = Series(0, s)
@@ -264,10 +251,10 @@ class LayerwiseEmulator:
         """ESVAE: count encoder spikes in the window, then Bernoulli spikes for T steps."""
         net, S, sm = self.net, self.net.n_steps, self.net.sampler
         if gen:
-            counts = prior_counts(net, seed, images)
+            counts = sampling.prior_counts(net.prior_linear, seed, images)
         else:
             counts = enc_out[sm["window_start"]:sm["sample_start"]].long().sum(0)
         z = torch.zeros(S, n, net.latent, dtype=torch.uint8)
         for t in range(sm["sample_start"], min(S, sm["sample_start"] + sm["T"])):
-            z[t] = rate_spikes(counts, sm["T"], seed, images, t).to(torch.uint8)
+            z[t] = sampling.rate_spikes(counts, sm["T"], seed, images, t).to(torch.uint8)
         return z

@@ -1,7 +1,7 @@
 """A fused CPU kernel for the emulator's CUBA LIF over all steps (current = this step's input).
 
 One pass per neuron keeps its voltage in a register across steps, where tensor ops would
-read and write every neuron five times a step. Same arithmetic as `neuron.lif_step_int`:
+read and write every neuron five times a step. Same arithmetic as `hw.neuron.lif_step`:
 integers held exactly in float64, decay truncated toward zero; any |u| or |v| reaching
 Loihi's 24-bit limit is flagged.
 """
@@ -13,7 +13,7 @@ import numba
 import numpy as np
 import torch
 
-from . import numba_threads  # noqa: F401  (before any parallel kernel runs)
+from .. import numba_threads  # noqa: F401  (before any parallel kernel runs)
 
 
 @numba.njit(parallel=True, cache=True)

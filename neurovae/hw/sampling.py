@@ -1,0 +1,100 @@
+"""The samplers' rules, written once for numpy and torch: FSVAE's k-candidate pick and
+ESVAE's Bernoulli rate spikes and integer prior, with the seeds and the image clock.
+
+Every draw comes from the counter PRNG (`neurovae.prng`), a pure function of (seed, image,
+step, neuron), so training, the simulators and the Lava processes draw the same numbers.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .. import prng
+
+SIGMOID_SHIFT = 24          # ESVAE prior: y = W eps in units of 2**-24
+PRIOR_WEIGHT_SHIFT = 8      # ESVAE prior weights in units of 2**-8 (sqrt(3) folded in)
+EPS_SCALE = math.sqrt(3) / 65536   # integer Gaussian -> eps ~ N(0, 1)
+
+
+def _torch(x) -> bool:
+    return isinstance(x, torch.Tensor)
+
+
+def _randint(like, seed, image, step, neuron, high):
+    if _torch(like):
+        return prng.randint_torch(seed, image, step, neuron, high)
+    return prng.randint_numpy(seed, image, step, neuron, high)
+
+
+def _arange(like, n):
+    return torch.arange(n) if _torch(like) else np.arange(n)
+
+
+def sampler_seed(seed: int, generate: bool) -> int:
+    """The prior samples with the salted seed, so its draws differ from the posterior's."""
+    return seed ^ prng.PRIOR_SEED_SALT if generate else seed
+
+
+def image_clock(time_step: int, steps: int, first_image: int = 0) -> tuple[int, int]:
+    """Lava's 1-based time step of a run of images back to back -> (image, step in image)."""
+    t0 = time_step - 1
+    return first_image + t0 // steps, t0 % steps
+
+
+def pick_index(like, seed: int, images, step: int, latent: int, k: int):
+    """Which of its k candidates each latent takes at `step`: (N, latent) in [0, k)."""
+    return _randint(like, seed, images[:, None], step, _arange(like, latent)[None, :], k)
+
+
+def pick(c, k: int, seed: int, images, step: int):
+    """FSVAE's sampler: z_i = candidate (i*k + j), j from the PRNG; c (N, C*k) -> (N, C)."""
+    n, ck = c.shape
+    idx = pick_index(c, seed, images, step, ck // k, k)
+    c = c.reshape(n, ck // k, k)
+    if _torch(c):
+        return c.gather(2, idx.unsqueeze(-1)).squeeze(-1)
+    return np.take_along_axis(c, idx[..., None], 2)[..., 0]
+
+
+def rate_draw(seed: int, images, steps, latents, T: int):
+    """ESVAE's uniform draws m in [0, T) for broadcastable image, step and latent indices."""
+    return _randint(images, seed, images, steps, latents, T)
+
+
+def rate_spikes(counts, T: int, seed: int, images, step: int):
+    """ESVAE Bernoulli spikes at `step`: (PRNG mod T) < count, so P(spike) = count / T."""
+    m = rate_draw(seed, images[:, None], step, _arange(counts, counts.shape[1])[None, :], T)
+    return (m < counts).long() if _torch(counts) else (m < counts).astype(np.int64)
+
+
+def in_window(sampler: dict, t: int) -> tuple[bool, bool]:
+    """ESVAE's clock: (step t is counted into the rate, step t emits sampled spikes)."""
+    s, T = sampler["sample_start"], sampler["T"]
+    return sampler["window_start"] <= t < s, s <= t < s + T
+
+
+def prior_eps(like, seed: int, images, latent: int):
+    """The prior's integer Gaussian per (image, latent), drawn with the salted seed."""
+    idx = _arange(like, latent)
+    if _torch(like):
+        return prng.gaussian_int_torch(sampler_seed(seed, True), images[:, None], idx[None, :])
+    return prng.gaussian_int_numpy(sampler_seed(seed, True), images[:, None], idx[None, :])
+
+
+def prior_counts(prior_linear: dict, seed: int, images):
+    """ESVAE's integer prior: eps -> y = W eps + b -> count = #(y >= thresholds), (N, C)."""
+    w, b, th = (prior_linear[k] for k in ("weight", "bias", "thresholds"))
+    if _torch(images):
+        w, b, th = (torch.as_tensor(np.asarray(x), dtype=torch.int64) for x in (w, b, th))
+    else:
+        w, b, th = (np.asarray(x, np.int64) for x in (w, b, th))
+    y = prior_eps(images, seed, images, w.shape[0]) @ w.T + b
+    return (y[..., None] >= th).sum(-1)
+
+
+def sigmoid_thresholds(T: int) -> np.ndarray:
+    """y thresholds (units 2**-24) where round(sigmoid(y) * T) steps up: count = #(y >= th)."""
+    th = [math.log((j - 0.5) / (T - j + 0.5)) for j in range(1, T + 1)]
+    return np.array([round(x * 2 ** SIGMOID_SHIFT) for x in th], dtype=np.int64)
