@@ -33,7 +33,7 @@ def lava_rate(net, x_bytes, n, seed):
     from lava.proc.lif.process import LIFReset
 
     from neurovae.hw.readout import readout_image
-    from neurovae.loihi_runtime.backends import drive_series
+    from neurovae.loihi_runtime.lava_backend import drive_series
     from neurovae.loihi_runtime.graph import LavaGraph
     from neurovae.loihi_runtime.processes.gated_lif import PyGatedLifResetModel
 

@@ -10,7 +10,8 @@
 2. Files: every CLI command that reads a file, as a real subprocess, against every
    corrupt or foreign variant (tests/fault_worker.py KINDS): exit 2, one `error:` line, no
    traceback, no code run, no output left.
-3. Lava: a failing process, SIGINT, SIGTERM and --timeout on `generate`: the processes
+3. Lava: a failing process, SIGINT, SIGTERM, --timeout and SIGKILL (which nothing can
+   catch: the kernel ends Lava's processes with their parent) on `generate`: the processes
    left in the CLI's session afterwards are counted (0 expected).
 
 Prints one JSON line of figures. Usage:
@@ -263,6 +264,16 @@ def lava(work: Path) -> dict:
         else:
             os.kill(proc.pid, sig)            # a service manager: the main process
         finish(signal.Signals(sig).name, proc, 128 + sig, "the Lava run was stopped")
+    proc = fw.start(CLI + gen + ["-n", "100000"])
+    running(proc)
+    os.kill(proc.pid, signal.SIGKILL)         # the OOM killer: no handler runs
+    proc.wait()
+    left = fw.leftover_processes(proc.pid)    # orphans keep the session: they count here
+    fw.kill_session(proc.pid)
+    proc.communicate()                        # an orphan holds the pipes open until then
+    cases["SIGKILL"] = {"exit_code": proc.returncode, "processes_left": len(left),
+                        "reported": proc.returncode == -signal.SIGKILL,
+                        "output_written": (work / "lava.png").exists()}
     return {"lava_cases": cases,
             "lava_processes_left": sum(c["processes_left"] for c in cases.values()),
             "lava_all_reported": all(c["reported"] and not c["output_written"]

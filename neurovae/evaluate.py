@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from . import data
+from .hw.readout import to_signed
 from .errors import NeurovaeError
 
 BATCH = 128
@@ -31,12 +32,13 @@ def deployed(net, backend: str, seed: int, progress: bool = False) -> Subject:
     """A `.net` model run on one of the runtime backends: the tensor backends in batches,
     Lava in one run (one compiled graph serves all images)."""
     from .loihi_runtime import run
+    from .loihi_runtime.backends import TENSOR_BACKENDS, canonical
     return Subject(f"{net.kind} deployed ({backend})",
                    lambda x, first: run(net, backend, x_bytes=x, seed=seed, progress=progress,
                                         first_image=first)[0],
                    lambda n, first: run(net, backend, n=n, seed=seed, progress=progress,
                                         first_image=first)[0],
-                   batch=BATCH if backend in ("emulator", "torch") else None)
+                   batch=BATCH if canonical(backend) in TENSOR_BACKENDS else None)
 
 
 def floating(model, seed: int) -> Subject:
@@ -75,7 +77,7 @@ def evaluate(subject: Subject, test: data.ImageSet, n: int, ae=None, classifier=
     from .metrics import aefd, fid
     from .metrics.classifier import classifier_score
     x = test.tensor(torch.arange(min(n, len(test))))
-    real = x.double() / 127.5 - 1
+    real = to_signed(x, torch.float64)
     res: dict = {"subject": subject.name, "n": len(x)}
     t0 = time.perf_counter()
     recon = _batched(subject.reconstruct, len(x), subject.batch, x)

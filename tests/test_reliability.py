@@ -398,14 +398,15 @@ def test_a_lava_process_that_dies_is_detected_not_waited_for(lava_net, monkeypat
 
 
 def test_timeout_stops_the_runtime_and_reaps_its_processes(lava_net):
-    from neurovae.loihi_runtime.backends import LavaTimeout, run
+    from neurovae.loihi_runtime import run
+    from neurovae.loihi_runtime.lava_backend import LavaTimeout
     t0 = time.monotonic()
     with pytest.raises(LavaTimeout, match="exceeded --timeout 3 s"):
         run(lava_net, "lava-sim", n=100000, seed=1, timeout=3)
     assert time.monotonic() - t0 < 15
     assert _children() == 0
     images, _ = run(lava_net, "lava-sim", n=2, seed=1, timeout=120)   # a run that fits
-    ref, _ = run(lava_net, "torch", n=2, seed=1)
+    ref, _ = run(lava_net, "reference", n=2, seed=1)
     assert torch.equal(images, ref) and _children() == 0
 
 
@@ -464,6 +465,113 @@ def test_generation_in_chunks_equals_one_run(lava_net):
     whole, _ = run(lava_net, "lava-sim", n=4, seed=9)
     parts = [run(lava_net, "lava-sim", n=2, seed=9, first_image=i)[0] for i in (0, 2)]
     assert torch.equal(whole, torch.cat(parts))
-    ref, _ = run(lava_net, "torch", n=2, seed=9, first_image=2)
+    ref, _ = run(lava_net, "reference", n=2, seed=9, first_image=2)
     assert torch.equal(parts[1], ref)
     assert not np.array_equal(parts[0].numpy(), parts[1].numpy())
+
+
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, ppid, start time in clock ticks) of `pid` from /proc, None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1]), int(fields[19])
+
+
+def _descendants(root: int) -> dict[int, int]:
+    """Live descendants of `root`: pid -> start time (to tell a reused pid apart)."""
+    stats = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit() and (st := _proc_stat(int(p))) is not None and st[0] not in "ZX":
+            stats[int(p)] = st
+    found, frontier = {}, {root}
+    while frontier:
+        kids = {pid for pid, st in stats.items() if st[1] in frontier and pid not in found}
+        found.update({pid: stats[pid][2] for pid in kids})
+        frontier = kids
+    return found
+
+
+def _still_alive(procs: dict[int, int]) -> list[int]:
+    """The processes of `procs` that still run (a zombie or a reused pid counts as ended)."""
+    return [pid for pid, start in procs.items()
+            if (st := _proc_stat(pid)) is not None and st[0] not in "ZX" and st[2] == start]
+
+
+# The CLI with the kernel's help switched off: Lava's processes outlive a SIGKILL of it.
+UNPROTECTED_CLI = [sys.executable, "-c", "import sys; "
+                   "import neurovae.loihi_runtime.supervision as s; s._install = lambda: False; "
+                   "from neurovae.cli import main; main(args=sys.argv[1:], prog_name='neurovae')"]
+
+
+@pytest.mark.parametrize("protected", [True, False], ids=["protected", "control"])
+def test_cli_sigkill_during_a_lava_run_leaves_no_orphan(files, tmp_path, protected):
+    """SIGKILL cannot be caught: the kernel ends Lava's processes (PR_SET_PDEATHSIG). The
+    control run, without it, shows that they would otherwise stay (and that this test sees
+    them)."""
+    out = tmp_path / "s.png"
+    with open(tmp_path / "stderr", "w") as errf:
+        proc = subprocess.Popen((CLI if protected else UNPROTECTED_CLI)
+                                + ["generate", str(files["net"]), "-n", "100000",
+                                   "--backend", "lava-sim", "-o", str(out)],
+                                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=errf,
+                                start_new_session=True,
+                                env=dict(os.environ, OMP_NUM_THREADS="1"))
+        try:
+            end = time.monotonic() + 120
+            while "lava sim" not in (tmp_path / "stderr").read_text():   # compiled, running
+                assert proc.poll() is None, (tmp_path / "stderr").read_text()
+                assert time.monotonic() < end, "the Lava run did not start"
+                time.sleep(0.1)
+            time.sleep(0.5)
+            lava = _descendants(proc.pid)
+            assert len(lava) >= 3, lava                 # Lava's processes and its managers
+            os.kill(proc.pid, signal.SIGKILL)           # the CLI only, as the OOM killer does
+            proc.wait(timeout=30)
+            end = time.monotonic() + (10 if protected else 3)
+            while _still_alive(lava) and time.monotonic() < end:
+                time.sleep(0.1)
+            left = _still_alive(lava)
+        finally:
+            fw.kill_session(proc.pid)                   # the orphans stay in its session
+    if protected:
+        assert left == [], f"{len(left)} of {len(lava)} Lava processes outlived the CLI"
+    else:
+        assert len(left) >= 3, f"only {len(left)} of {len(lava)} outlived the CLI unprotected"
+    assert not out.exists()
+
+
+def test_a_lava_run_from_another_thread_is_not_ended_by_the_kernel(lava_net):
+    """The kernel's SIGKILL follows the thread that forked Lava's processes, not the
+    process: a run in a worker thread (which forks them and outlives them) completes."""
+    import threading
+    from neurovae.loihi_runtime import run
+    got = {}
+
+    def work():
+        got["images"] = run(lava_net, "lava-sim", n=2, seed=3)[0]
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(120)
+    assert not t.is_alive() and "images" in got
+    assert torch.equal(got["images"], run(lava_net, "reference", n=2, seed=3)[0])
+    assert _children() == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_only_forks_during_a_lava_run_ask_to_die_with_their_parent():
+    import ctypes
+    from neurovae.loihi_runtime.supervision import children_die_with_parent
+
+    def pdeathsig_of_a_fork() -> int:
+        pid = os.fork()
+        if pid == 0:                               # the child reports PR_GET_PDEATHSIG (2)
+            sig = ctypes.c_int(-1)
+            ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0)
+            os._exit(sig.value)
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    with children_die_with_parent():
+        inside = pdeathsig_of_a_fork()
+    assert (inside, pdeathsig_of_a_fork()) == (signal.SIGKILL, 0)

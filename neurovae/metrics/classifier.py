@@ -8,6 +8,7 @@ from scipy.special import rel_entr
 from torch import nn
 
 from .. import data
+from ..hw.readout import to_signed
 from ..config import Config
 from .frechet import MetricError
 
@@ -48,7 +49,7 @@ class Classifier(nn.Module):
                 raise MetricError("the classifier needs the batch's labels or its training-set indices")
             labels = self.train_labels(images)
         labels = torch.as_tensor(labels).long().to(x_uint8.device)
-        logits = self.logits(x_uint8.float() / 127.5 - 1.0)
+        logits = self.logits(to_signed(x_uint8))
         loss = F.cross_entropy(logits, labels)
         accuracy = (logits.detach().argmax(1) == labels).float().mean()
         return {"loss": loss, "accuracy": accuracy}
@@ -85,7 +86,7 @@ def accuracy(classifier: Classifier, image_set, n: int | None = None, batch: int
         hits = 0
         for s in range(0, n, batch):
             idx = torch.arange(s, min(s + batch, n))
-            x = image_set.tensor(idx).float() / 127.5 - 1.0
+            x = to_signed(image_set.tensor(idx))
             hits += int((classifier.logits(x).argmax(1) == labels_of(image_set, idx)).sum())
     finally:
         classifier.train(was_training)

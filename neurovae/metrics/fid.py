@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import data
+from ..hw.readout import to_signed
 from ..errors import NeurovaeError
 from ..fileio import atomic_path
 from .frechet import MetricError, frechet_distance, stats
@@ -131,7 +132,7 @@ def dataset_stats(dataset: str, split: str = "test", n: int | None = None,
     if cached is not None:
         return cached
     feats = np.concatenate([
-        inception_features(images.tensor(range(s, min(s + 256, count))).float() / 127.5 - 1.0,
+        inception_features(to_signed(images.tensor(range(s, min(s + 256, count)))),
                            batch=batch, device=device)
         for s in range(0, count, 256)])
     mu, sigma = stats(feats)
