@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -304,3 +305,37 @@ OUTPUTS = (checkpoint.FILENAME, "metrics.jsonl", "config.json", "samples.png",
 
 def _write_metrics(out: Path, metrics: list) -> None:
     fileio.write_text(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
+
+
+RUN_FILES = (checkpoint.FILENAME, "samples.png", "reconstructions.png", "loss.png")  # the summary lists these
+
+
+@dataclass
+class TrainResult:
+    """The last epoch's metrics and the run folder with the files it holds."""
+
+    last: dict
+    out: Path
+    files: list
+
+
+def train_from_preset(model: str, preset: str, out=None, *, epochs=None, batch_size=None,
+                      seed=None, data_dir=None, overrides=(), resume=False, max_batches=None,
+                      progress=True) -> TrainResult:
+    """Train `model` with preset `preset` (flags and `key=value` overrides applied) into
+    `out` (default runs/<model>-<preset>)."""
+    from .config import make_config
+    from .model_data import check_dataset, check_folder_sizes
+    extra = list(overrides)
+    for key, val in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed),
+                     ("data_dir", data_dir)):
+        if val is not None:
+            extra.append(f"{key}={val}")
+    cfg = make_config(preset, model, extra)
+    check_dataset(cfg.dataset, cfg.data_dir)
+    if cfg.dataset == "folder" and not any(o.split("=", 1)[0].strip().replace("-", "_")
+                                           == "image_size" for o in overrides):
+        check_folder_sizes(cfg.data_dir)
+    out = Path(out or f"runs/{model}-{preset}")
+    last = train(cfg, out, resume=resume, progress=progress, max_batches=max_batches)
+    return TrainResult(last, out, [f for f in RUN_FILES if (out / f).exists()])

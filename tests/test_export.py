@@ -1,14 +1,18 @@
-"""Export: the .net file round-trips, netx runs its encoder stage exactly, the CLI reports."""
+"""Export: the .net file round-trips, netx runs its encoder stage exactly, export_model
+reports the float and deployed MSE, the CLI runs."""
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from neurovae import data, deploy
-from neurovae.emulator import Emulator, input_drive
+from neurovae.hw.drive import input_drive
+from neurovae.sim.reference import ReferenceSimulator as Emulator
 from neurovae.export import NetFormatError, load, write, write_stage
+from neurovae.exporting import export_model
 from neurovae.models import build_model
 from neurovae.train import train
 
@@ -93,14 +97,29 @@ def test_netx_runs_the_exported_encoder_exactly(tmp_path, tiny_cfg):
     assert ours.sum() > 0 and np.array_equal(lava_spikes, ours)
 
 
+def test_export_model_reports_float_and_deployed_mse(trained_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(trained_run)          # no source: the latest run under ./runs
+    started = []
+    res = export_model(tmp_path / "m.net", seed=3, on_start=started.append)
+    assert res.source == Path("runs/tiny") and res.kind == "fsvae" and res.fmt == "net"
+    assert started == [f"exporting fsvae from runs/tiny ({res.checkpoint})"]
+    assert res.path == tmp_path / "m.net" and res.size == res.path.stat().st_size > 0
+    assert load(res.path).seed == 3 and res.n_images == 64
+    assert 0 < res.float_mse < 4
+    # deploy mode is exact: quantization costs nothing beyond training's. The spikes are
+    # equal; only tanh differs (float32 in the model, float64 from the readout's integers)
+    assert f"{res.float_mse:.5f}" == f"{res.deploy_mse:.5f}"      # the figures printed
+    assert res.deploy_mse == pytest.approx(res.float_mse, rel=1e-9, abs=0)
+    stage = export_model(tmp_path / "enc.net", "runs/tiny", stage="encoder")
+    assert stage.stage == "encoder" and stage.float_mse is None and stage.size > 0
+
+
 def test_export_cli_latest_run_inspect_and_errors(trained_run):
     env_cwd = trained_run
     res = subprocess.run(CLI + ["export", "model.net"], cwd=env_cwd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "runs/tiny" in res.stdout and "float" in res.stdout and "deployed" in res.stdout
-    f, d = [float(t.strip(",")) for t in res.stdout.split() if t.strip(",").replace(".", "").isdigit()
-            and "." in t][-2:]
-    assert f == d   # deploy mode is exact: quantization costs nothing beyond training's
+    assert "reconstruction MSE on 64 test images" in res.stdout
     out = subprocess.run(CLI + ["inspect", "model.net"], cwd=env_cwd, capture_output=True,
                          text=True)
     assert out.returncode == 0 and "encoder" in out.stdout and "total:" in out.stdout

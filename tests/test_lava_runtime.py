@@ -57,7 +57,7 @@ def test_lava_sim_matches_torch_and_emulator_spike_for_spike(nets, kind, mode):
     from neurovae.sim.emulator import Emulator
     net = load(nets[kind])
     x = data.load_images("mnist", "test").tensor(torch.arange(3)) if mode == "reconstruct" else None
-    ref, rec_ref = run(net, "torch", x_bytes=x, n=3, seed=21, record=True)
+    ref, rec_ref = run(net, "reference", x_bytes=x, n=3, seed=21, record=True)
     got, rec_got = run(net, "lava-sim", x_bytes=x, n=3, seed=21, record=True)
     emu, rec_emu = Emulator(net).run(x, 3, 21, record=True)
     assert set(rec_ref) == set(rec_got) == set(rec_emu) - {"readout_v"}
@@ -92,7 +92,7 @@ def test_cli_generate_verify_and_hardware_backend(nets, tmp_path):
     ver = subprocess.run(CLI + ["verify", str(nets["fsvae"]), "-n", "2"], capture_output=True,
                          text=True)
     assert ver.returncode == 0 and "0 mismatched" in ver.stdout and "OK" in ver.stdout
-    assert "emulator vs lava-sim" in ver.stdout and "torch vs lava-sim" in ver.stdout
+    assert "emulator vs lava-sim" in ver.stdout and "reference vs lava-sim" in ver.stdout
     hw = subprocess.run(CLI + ["generate", str(nets["fsvae"]), "--backend", "loihi2", "-o",
                                str(tmp_path / "hw.png")], capture_output=True, text=True)
     assert hw.returncode == 2 and "Loihi extension" in hw.stderr

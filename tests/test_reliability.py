@@ -118,16 +118,13 @@ READERS = [
                                          "--npy", o / "r.npy"]),
     ("verify", "net", lambda f, o: ["verify", f, "-n", "1"]),
 ]
-# evaluate and profile (neurovae/cli_eval.py) join when they are registered
-if "evaluate" in cli_main.commands:
-    READERS += [
-        ("evaluate", "net", lambda f, o: ["evaluate", f, "-n", "2", "--quiet", "--json",
-                                          o / "e.json", "--samples", o / "s.png"]),
-        ("evaluate --checkpoint", "checkpoint", _ckpt_args("evaluate --checkpoint")),
-    ]
-if "profile" in cli_main.commands:
-    READERS += [("profile", "net", lambda f, o: ["profile", f, "-n", "2", "--json",
-                                                 o / "p.json", "--chart", o / "p.png"])]
+READERS += [
+    ("evaluate", "net", lambda f, o: ["evaluate", f, "-n", "2", "--quiet", "--json",
+                                      o / "e.json", "--samples", o / "s.png"]),
+    ("evaluate --checkpoint", "checkpoint", _ckpt_args("evaluate --checkpoint")),
+    ("profile", "net", lambda f, o: ["profile", f, "-n", "2", "--json", o / "p.json",
+                                     "--chart", o / "p.png"]),
+]
 
 
 @pytest.mark.parametrize("kind", fw.KINDS)

@@ -15,9 +15,6 @@ from . import sources  # registers every source in DATASETS
 from .sources.fashion_mnist import DEFAULT_DIRS as FASHION_MNIST_DIRS  # overridable, e.g. in tests
 from .sources.folder import IMAGE_EXTENSIONS
 
-# Private helpers the CLI's image-folder size check uses (see neurovae/cli.py).
-from .image_files import header_size as _header_size
-from .sources.folder import folder_files as _folder_files, folder_root as _folder_root
 
 __all__ = [
     "DATASETS",

@@ -1,0 +1,44 @@
+"""`neurovae train`: parse the options, train (neurovae.train), print the summary."""
+from __future__ import annotations
+
+import click
+
+from ..config import MODELS, PRESETS
+from . import options as opt
+from .errors import user_errors
+
+TERMS = ("loss", "mse", "mmd", "kld", "test_mse", "accuracy")
+
+
+@click.command()
+@click.option("--model", type=click.Choice(MODELS), default="fsvae", show_default=True,
+              help="fsvae / esvae (spiking) or the ANN baselines.")
+@click.option("--config", "preset", type=click.Choice(sorted(PRESETS)), default="mnist-small",
+              show_default=True, help="Named preset: paper settings per dataset, or the "
+                                      "small CPU preset mnist-small.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run folder (default runs/<model>-<config>).")
+@click.option("--epochs", type=int, callback=opt.positive, help="Override the preset's epochs.")
+@click.option("--batch-size", type=int, callback=opt.positive, help="Override the batch size.")
+@opt.seed(help="Seed: same seed, same weights.")
+@opt.data_dir()
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override any config field, e.g. --set T=16 --set lr=3e-3.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--max-batches", type=int, callback=opt.positive, hidden=True)
+@opt.quiet
+@user_errors
+def train(model, preset, out, epochs, batch_size, seed, data_dir, overrides, resume,
+          max_batches, quiet):
+    """Train a model; writes checkpoint, metrics.jsonl and PNG grids each epoch.
+
+    Ctrl-C (SIGINT) or SIGTERM ends the running batch, saves a checkpoint and exits;
+    --resume continues from it to the weights an uninterrupted run reaches.
+    """
+    from ..train import train_from_preset
+    res = train_from_preset(model, preset, out, epochs=epochs, batch_size=batch_size,
+                            seed=seed, data_dir=data_dir, overrides=overrides, resume=resume,
+                            max_batches=max_batches, progress=not quiet)
+    terms = ", ".join(f"{k} {v:.4f}" for k, v in res.last.items() if k in TERMS)
+    click.echo(f"trained {model} ({preset}) for {res.last.get('epoch', 0)} epochs: {terms}")
+    click.echo(f"run folder: {res.out} ({', '.join(res.files)})")
