@@ -29,20 +29,16 @@ def load_net(args, kind):
 def lava_rate(net, x_bytes, n, seed):
     """Steady-state images/s of the Lava graph (one step compiles, then the rest runs)."""
     from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.lif.process import LIFReset
 
     from neurovae.hw.readout import readout_image
     from neurovae.loihi_runtime.lava_backend import drive_series
-    from neurovae.loihi_runtime.graph import LavaGraph
-    from neurovae.loihi_runtime.processes.gated_lif import PyGatedLifResetModel
+    from neurovae.loihi_runtime.graph import LavaGraph, run_config
 
     import numpy as np
     S = net.n_steps
     drive = None if x_bytes is None else drive_series(net, x_bytes)
     graph = LavaGraph(net, n, seed, drive)
-    cfg = Loihi2SimCfg(select_tag="fixed_pt",
-                       exception_proc_model_map={LIFReset: PyGatedLifResetModel})
+    cfg = run_config()
     graph.readout.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
     try:
         t0 = time.perf_counter()

@@ -16,14 +16,11 @@ import torch
 
 def bench(preset: str, n: int, model_kind: str) -> dict:
     from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.lif.process import LIFReset
 
     from neurovae import deploy
     from neurovae.config import make_config
     from neurovae.sim.reference import ReferenceSimulator
-    from neurovae.loihi_runtime.graph import LavaGraph
-    from neurovae.loihi_runtime.processes.gated_lif import PyGatedLifResetModel
+    from neurovae.loihi_runtime.graph import LavaGraph, run_config
     from neurovae.models import build_model
 
     torch.manual_seed(0)
@@ -32,8 +29,7 @@ def bench(preset: str, n: int, model_kind: str) -> dict:
     t0 = time.perf_counter()
     graph = LavaGraph(net, n, seed=0, drive=None)
     built = time.perf_counter() - t0
-    cfg = Loihi2SimCfg(select_tag="fixed_pt",
-                       exception_proc_model_map={LIFReset: PyGatedLifResetModel})
+    cfg = run_config()
     t0 = time.perf_counter()
     graph.readout.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
     compiled = time.perf_counter() - t0

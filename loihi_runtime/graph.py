@@ -17,10 +17,21 @@ from lava.proc.sparse.process import Sparse
 from neurovae.hw import sampling
 from neurovae.hw.net import DeployNet, Layer
 
+from .processes.gated_lif import PyGatedLifResetModel
 from .processes.readout import Readout, SpikeRecorder
 from .processes.samplers import CandidateSampler, RateSampler
 
 MESSAGE_BITS = 8   # spikes sent as 8-bit payloads: same sums, ~3x faster Sparse on the CPU
+# process models the graph swaps in over Lava's stock ones (they run on the host CPU)
+PROJECT_MODELS = {LIFReset: PyGatedLifResetModel}
+
+
+def run_config(hardware: bool = False):
+    """The run config of the graph: Lava's fixed-point CPU simulator, or Loihi 2."""
+    from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
+    if hardware:
+        return Loihi2HwCfg(exception_proc_model_map=dict(PROJECT_MODELS))
+    return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=dict(PROJECT_MODELS))
 
 
 class LavaGraph:
@@ -40,7 +51,9 @@ class LavaGraph:
         else:
             pops = [self._lif(l, f"encoder/{l.name}") for l in net.encoder]
             self.source = RingBuffer(data=drive.astype(np.int32))
+            self.source.name = "input_drive"
             self.source.s_out.connect(pops[0].a_in)
+            self.procs.append(self.source)
             for layer, pre, post in zip(net.encoder[1:], pops, pops[1:]):
                 self._connect(layer, pre.s_out, post)
             enc_out = pops[-1].s_out
@@ -48,13 +61,13 @@ class LavaGraph:
             loop = net.loop(gen)
             self.sampler = CandidateSampler(latent=C, k=net.k, steps=self.S,
                                             seed=sampling.sampler_seed(seed, gen),
-                                            first_image=first_image)
+                                            first_image=first_image, name="sampler")
             stage = "latent"
             lp = [self._lif(l, f"{stage}/{l.name}") for l in loop]
             w1 = np.asarray(loop[0].weight, np.int64)
             if enc_out is not None:   # concat(encoder output, z): two connections, one port
-                self._connect(loop[0], enc_out, lp[0], w1[:, :C])
-                self._connect(loop[0], self.sampler.z_out, lp[0], w1[:, C:])
+                self._connect(loop[0], enc_out, lp[0], w1[:, :C], "_from_encoder")
+                self._connect(loop[0], self.sampler.z_out, lp[0], w1[:, C:], "_from_z")
             else:
                 self._connect(loop[0], self.sampler.z_out, lp[0])
             for layer, pre, post in zip(loop[1:], lp, lp[1:]):
@@ -65,7 +78,8 @@ class LavaGraph:
             self.sampler = RateSampler(latent=C, T=sm["T"], seed=seed, steps=self.S,
                                        window_start=sm["window_start"],
                                        sample_start=sm["sample_start"], first_image=first_image,
-                                       prior=net.prior_linear if gen else None)
+                                       prior=net.prior_linear if gen else None,
+                                       name="sampler")
             if enc_out is not None:
                 enc_out.connect(self.sampler.e_in)
         self.procs.append(self.sampler)
@@ -78,7 +92,7 @@ class LavaGraph:
         r = net.readout
         self.readout = Readout(shape=r.n_out, v_decay=r.neuron.v_decay,
                                bias=r.bias_per_neuron(),
-                               steps=self.S, n_images=n_images)
+                               steps=self.S, n_images=n_images, name="readout")
         self._connect(r, dp[-1].s_out, self.readout)
         self.procs.append(self.readout)
 
@@ -93,14 +107,13 @@ class LavaGraph:
             self._recorder(name, layer.n_out, lif.s_out)
         return lif
 
-    def _connect(self, layer: Layer, src_port, dst, matrix=None):
-        """Source port -> Dense (a dense matrix) or Sparse (an unrolled conv) -> dst.a_in;
-        `matrix` defaults to the layer's whole connection."""
+    def _connect(self, layer: Layer, src_port, dst, matrix=None, suffix: str = ""):
+        """Source port -> Dense (a dense matrix) or Sparse (an unrolled conv) -> dst.a_in,
+        named after its destination; `matrix` defaults to the layer's whole connection."""
         matrix = layer.spec.unrolled(layer) if matrix is None else matrix
-        if isinstance(matrix, np.ndarray):
-            conn = Dense(weights=matrix.astype(np.int32), num_message_bits=MESSAGE_BITS)
-        else:
-            conn = Sparse(weights=matrix.astype(np.int32), num_message_bits=MESSAGE_BITS)
+        kind = Dense if isinstance(matrix, np.ndarray) else Sparse
+        conn = kind(weights=matrix.astype(np.int32), num_message_bits=MESSAGE_BITS,
+                    name=f"{dst.name}_synapses{suffix}")
         src_port.connect(conn.s_in)
         conn.a_out.connect(dst.a_in)
         self.procs.append(conn)

@@ -94,23 +94,16 @@ def run_lava(net: DeployNet, x_bytes, n, seed, record=False, hardware=False, pro
     """
     import_lava_runtime()
     from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
-    from lava.proc.lif.process import LIFReset
     from tqdm import tqdm
 
     from neurovae.hw.readout import readout_image
 
-    from .graph import LavaGraph
-    from .processes.gated_lif import PyGatedLifResetModel
+    from .graph import LavaGraph, run_config
 
     n = n if x_bytes is None else len(x_bytes)
     drive = None if x_bytes is None else drive_series(net, x_bytes)
     graph = LavaGraph(net, n, seed, drive, record=record, first_image=first_image)
-    if hardware:
-        cfg = Loihi2HwCfg(exception_proc_model_map={LIFReset: PyGatedLifResetModel})
-    else:
-        cfg = Loihi2SimCfg(select_tag="fixed_pt",
-                           exception_proc_model_map={LIFReset: PyGatedLifResetModel})
+    cfg = run_config(hardware)
     root = graph.readout
     where = "loihi2" if hardware else "lava-sim"
     done, t0 = 0, time.monotonic()

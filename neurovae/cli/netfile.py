@@ -46,9 +46,31 @@ def export(output, source, stage, fmt, seed):
 
 @click.command()
 @opt.netfile
+@click.option("--hardware", is_flag=True,
+              help="List every process of the Lava graph generate/reconstruct build: its "
+                   "Lava class, placement (neuro-core, host-io or host, with the reason), "
+                   "neurons, synapses and host<->chip bits per step and per image.")
+@click.option("--mode", type=click.Choice(["reconstruct", "generate"]), default="reconstruct",
+              show_default=True, help="With --hardware: which run's graph.")
+@opt.json_out(None, "With --hardware: also write the report as JSON to this file.")
 @user_errors
-def inspect(netfile):
-    """Summarize a .net file: stages, layers, shapes, neurons, synapses, weight bits."""
+def inspect(netfile, hardware, mode, json_out):
+    """Summarize a .net file: stages, layers, shapes, neurons, synapses, weight bits;
+    with --hardware, what of its Lava graph runs where."""
     from ..export import load
-    from ..export.inspect import summary
-    click.echo(summary(load(netfile), netfile))
+    if json_out and not hardware:
+        raise click.UsageError("--json goes with --hardware")
+    if json_out:
+        from ..outputs import check_output
+        check_output(json_out)
+    net = load(netfile)
+    if not hardware:
+        from ..export.inspect import summary
+        click.echo(summary(net, netfile))
+        return
+    from ..loihi_runtime.hardware_report import describe, format_report
+    report = describe(net, mode)
+    if json_out:
+        from ..outputs import write_json
+        write_json(report, json_out)
+    click.echo(format_report(report))
