@@ -29,6 +29,15 @@ PJ_NEURON_ACTIVE = 81.0
 PJ_SPIKE = 1.7
 PJ_MAC_FP32 = 4.6                  # Horowitz, ISSCC 2014, 45 nm fp32 multiply-add
 
+# Loihi 2 upper bounds derived from Intel's Hala Point system (1,152 Loihi 2 chips): its
+# 2,600 W maximum spread over its 380 T synaptic ops/s, or over its 240 T neuron ops/s
+# (static power included, so each is an upper bound per operation).
+HALA_POINT_WATTS = 2600.0
+HALA_POINT_SYNOPS_PER_S = 380e12
+HALA_POINT_NEURON_OPS_PER_S = 240e12
+PJ_SYNOP_LOIHI2_MAX = HALA_POINT_WATTS / HALA_POINT_SYNOPS_PER_S * 1e12          # 6.84 pJ
+PJ_NEURON_LOIHI2_MAX = HALA_POINT_WATTS / HALA_POINT_NEURON_OPS_PER_S * 1e12     # 10.8 pJ
+
 _COUNTS = ("neurons", "synapses", "synapses_dense", "spikes_per_image", "synops_per_image",
            "neuron_updates_per_image", "cores")
 
@@ -137,7 +146,11 @@ def _energy(total: dict, rows: list, ann: dict | None) -> dict:
            "neuron_pj": active * PJ_NEURON_ACTIVE + inactive * PJ_NEURON_INACTIVE,
            "spike_pj": total["spikes_per_image"] * PJ_SPIKE}
     snn["total_pj"] = sum(snn.values())
-    out = {"label": "estimate", "snn": snn, "ann": None, "snn_over_ann": None}
+    loihi2 = {"synops_pj": total["synops_per_image"] * PJ_SYNOP_LOIHI2_MAX,
+              "neuron_pj": total["neuron_updates_per_image"] * PJ_NEURON_LOIHI2_MAX}
+    loihi2["total_pj"] = sum(loihi2.values())
+    out = {"label": "estimate", "snn": snn, "loihi2_upper_bound": loihi2, "ann": None,
+           "snn_over_ann": None}
     if ann is not None:
         out["ann"] = {"macs": ann["total"], "layers": ann["layers"],
                       "total_pj": ann["total"] * PJ_MAC_FP32}
@@ -158,14 +171,20 @@ def _assumptions(lim: dict, x_exact: bool, mode: str) -> list:
          "synaptic memory per core)); synapses stored at the destination core; no core "
          f"shared between layers; {lim['cores_per_chip']} usable cores per chip (128 per "
          "chip, Lava maps 120)",
-         "samplers run on the embedded processors: no neurocores, no neuron updates (the "
-         "ESVAE prior's latent x latent linear, once per generated image, is not counted)",
+         "samplers: counted with no cores and no neuron updates (today they are neurovae "
+         "Python processes on the host; the ESVAE prior's latent x latent linear, once per "
+         "generated image, is not counted)",
          "SynOps = sum over presynaptic spikes of the source neuron's fan-out into the layer",
          "energy: Loihi 1 pre-silicon figures (Davies et al., IEEE Micro 2018): "
          f"{PJ_SYNOP} pJ/SynOp, {PJ_NEURON_INACTIVE}/{PJ_NEURON_ACTIVE} pJ per inactive/"
          f"active neuron update (active = the neuron spikes that step), {PJ_SPIKE} pJ per "
          "spike within a tile (spikes of core populations and of z); a lower-bound "
-         "estimate, no Loihi 2 figures are public",
+         "estimate, no Loihi 2 per-operation figures are public",
+         "Loihi 2 upper bound: derived from Hala Point's published system figures "
+         f"({HALA_POINT_WATTS:.0f} W maximum, {HALA_POINT_SYNOPS_PER_S / 1e12:.0f} T synaptic "
+         f"ops/s, {HALA_POINT_NEURON_OPS_PER_S / 1e12:.0f} T neuron ops/s): <= "
+         f"{PJ_SYNOP_LOIHI2_MAX:.2f} pJ per SynOp and <= {PJ_NEURON_LOIHI2_MAX:.1f} pJ per "
+         "neuron update, static power included",
          f"ANN VAE baseline: MACs x {PJ_MAC_FP32} pJ (Horowitz, ISSCC 2014, 45 nm fp32); "
          "MACs of Conv/ConvT/Linear only, padding taps included"]
     if mode == "reconstruction":
@@ -241,6 +260,10 @@ def format_table(report: dict) -> str:
                f"{e['snn']['total_pj'] / 1e6:.4g} uJ (SynOps {e['snn']['synops_pj'] / 1e6:.4g}, "
                f"neuron updates {e['snn']['neuron_pj'] / 1e6:.4g}, "
                f"spikes {e['snn']['spike_pj'] / 1e6:.4g})")
+    b = e["loihi2_upper_bound"]
+    out.append(f"energy per image (Loihi 2 upper bound derived from Hala Point): <= "
+               f"{b['total_pj'] / 1e6:.4g} uJ (SynOps {b['synops_pj'] / 1e6:.4g}, neuron "
+               f"updates {b['neuron_pj'] / 1e6:.4g})")
     if e["ann"]:
         out.append(f"ANN VAE baseline (estimate, Horowitz 2014, 45 nm fp32): {e['ann']['macs']} "
                    f"MACs = {e['ann']['total_pj'] / 1e6:.4g} uJ per image; spiking/ANN = "

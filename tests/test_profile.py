@@ -128,6 +128,8 @@ def test_cores_and_energy_arithmetic():
     assert e["spike_pj"] == pytest.approx(10 * 1.7)
     assert e["total_pj"] == pytest.approx(90.5 * 23.6 + 8.5 * 81 + 221.5 * 52 + 17)
     assert rep["energy"]["label"] == "estimate" and rep["energy"]["ann"] is None
+    b = rep["energy"]["loihi2_upper_bound"]        # Hala Point: 2600 W / 380 T, / 240 T
+    assert b["total_pj"] == pytest.approx(90.5 * 2600 / 380 + 230 * 2600 / 240)
     assert any("Davies" in a for a in rep["assumptions"])
 
 
