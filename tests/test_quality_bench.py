@@ -1,0 +1,87 @@
+"""bench/quality.py on a tiny budget: every field of its JSON line is present and sane, and
+a second run with the same seed gives the same figures (FID and AE-FD off: Inception is
+too slow for a test)."""
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+from conftest import TINY
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "quality.py"
+# a classifier trained on 512 images for one epoch: seconds, cached under its own name
+AUX = ["--aux-set", "train_subset=512", "--aux-set", "epochs=1"]
+
+FIELDS = ("bench", "model", "config", "overrides", "seed", "steps", "steps_requested",
+          "epochs", "batch_size", "hardware_steps", "backend", "train_loss", "train_mse",
+          "n_test", "mse", "mse_float", "float_max_abs_diff", "recon_accuracy",
+          "classifier_test_accuracy", "n_profile", "posterior_rate", "recon_firing_rate",
+          "recon_spikes_per_image", "recon_synops_per_image", "n_samples",
+          "distinct_fraction", "prior_rate", "gen_firing_rate", "gen_spikes_per_image",
+          "gen_synops_per_image", "is_classifier", "n_fid", "fid", "aefd", "train_s",
+          "eval_s", "prepare_s", "threads", "out")
+TIMES = ("train_s", "eval_s", "prepare_s", "out")
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("quality_bench", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(mod, capsys, cache, model, out=None):
+    argv = ["--model", model, "--steps", "3", "--seed", "1", "--n-test", "48",
+            "--n-samples", "24", "--n-profile", "8", "--n-fid", "0", "--cache", str(cache)]
+    argv += [a for o in TINY for a in ("--set", o)] + AUX
+    argv += ["--out", str(out)] if out else []
+    line = mod.main(argv)
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and json.loads(printed[0]) == json.loads(json.dumps(line))
+    return line
+
+
+def _check(line, model):
+    assert set(FIELDS) <= set(line), set(FIELDS) - set(line)
+    assert line["bench"] == "quality" and line["model"] == model
+    assert line["config"] == "mnist-small" and line["overrides"] == TINY
+    assert line["seed"] == 1 and line["steps"] == 3 and line["batch_size"] == 16
+    assert line["backend"] == "emulator" and line["n_test"] == 48
+    assert line["mse"] > 0 and math.isfinite(line["mse"])
+    assert abs(line["mse"] - line["mse_float"]) < 1e-6 and line["float_max_abs_diff"] < 1e-5
+    for key in ("recon_accuracy", "classifier_test_accuracy", "posterior_rate",
+                "recon_firing_rate", "distinct_fraction", "prior_rate", "gen_firing_rate"):
+        assert 0.0 <= line[key] <= 1.0, (key, line[key])
+    assert line["distinct_fraction"] > 0
+    for key in ("recon_spikes_per_image", "recon_synops_per_image", "gen_spikes_per_image",
+                "gen_synops_per_image"):
+        assert line[key] > 0, key
+    assert 1.0 <= line["is_classifier"] <= 10.0
+    assert line["n_fid"] == 0 and line["fid"] is None and line["aefd"] is None
+    assert all(line[k] >= 0 for k in ("train_s", "eval_s", "prepare_s"))
+
+
+def test_quality_bench_fields_and_determinism(tmp_path, capsys):
+    mod = _load_bench()
+    cache = tmp_path / "cache"
+    first = _run(mod, capsys, cache, "fsvae", out=tmp_path / "run")
+    _check(first, "fsvae")
+    assert (tmp_path / "run" / "model.net").is_file()
+    assert json.loads((tmp_path / "run" / "quality.json").read_text()) == first
+    assert len(list(cache.iterdir())) == 1          # the classifier, trained once
+    again = _run(mod, capsys, cache, "fsvae")
+    assert again["out"] is None
+    assert {k: v for k, v in again.items() if k not in TIMES} == \
+        {k: v for k, v in first.items() if k not in TIMES}
+
+
+def test_quality_bench_esvae(tmp_path, capsys):
+    _check(_run(_load_bench(), capsys, tmp_path / "cache", "esvae"), "esvae")
+
+
+def test_step_plan_spreads_steps_over_epochs(tiny_cfg):
+    plan = _load_bench().step_plan
+    cfg = tiny_cfg("fsvae")                          # 64 images, batches of 16: 4 per epoch
+    assert plan(cfg, 3) == (1, 3)
+    assert plan(cfg, 8) == (2, 4)
+    assert plan(cfg, 6) == (2, 3)
