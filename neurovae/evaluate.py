@@ -72,8 +72,10 @@ def _skip(reason: str) -> dict:
 
 
 def evaluate(subject: Subject, test: data.ImageSet, n: int, ae=None, classifier=None,
-             fid_ref=None) -> dict:
-    """All metrics for one subject on the first n test images and n generated images."""
+             fid_ref=None, progress: bool | None = None) -> dict:
+    """All metrics for one subject on the first n test images and n generated images; FID
+    of the n samples against `fid_ref` (:func:`fid_reference`: the whole test split).
+    `progress` shows a bar over the Inception features (None: only on a terminal)."""
     from .metrics import aefd, fid
     from .metrics.classifier import classifier_score
     x = test.tensor(torch.arange(min(n, len(test))))
@@ -94,7 +96,10 @@ def evaluate(subject: Subject, test: data.ImageSet, n: int, ae=None, classifier=
     if isinstance(fid_ref, str):
         res["fid"] = _skip(fid_ref)
     else:
-        res["fid"] = fid.fid(fake.float(), fid_ref)
+        t0 = time.perf_counter()
+        res["fid"] = fid.fid(fake.float(), fid_ref, progress=progress)
+        res["fid_s"] = round(time.perf_counter() - t0, 2)
+        res["fid_ref_n"] = len(test)
     res["aefd"] = aefd.aefd(fake.float(), real.float(), ae) if ae is not None else _skip(
         "no autoencoder: pass --ae RUN (train one with 'neurovae train --model ann-ae')")
     if classifier is not None:
@@ -106,14 +111,20 @@ def evaluate(subject: Subject, test: data.ImageSet, n: int, ae=None, classifier=
     return res
 
 
-def fid_reference(test: data.ImageSet, dataset: str, n: int, data_dir, image_size, channels):
-    """Cached Inception statistics of the first n test images, or why FID is skipped."""
+def fid_reference(test: data.ImageSet, dataset: str, n: int, data_dir, image_size, channels,
+                  progress: bool | None = None):
+    """Inception statistics of the WHOLE test split `test` whatever n (the papers' protocol:
+    n samples against all test images), computed once and cached; or why FID is skipped.
+
+    `dataset`, `n`, `data_dir`, `image_size` and `channels` are kept for callers: `test`
+    is the split itself. `progress` shows a bar while computing (None: only on a terminal).
+    """
     from .metrics import fid
     try:
         fid.inception_path()
     except fid.MissingMetric as exc:
         return str(exc)
-    return fid.dataset_stats(dataset, "test", n, data_dir, image_size, channels)
+    return fid.set_stats(test, None, progress=progress)
 
 
 def load_classifier(path):

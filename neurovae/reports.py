@@ -50,8 +50,8 @@ def quality_report(netfile=None, checkpoints=(), *, dataset=None, data_dir=None,
     n = min(n, len(test))
     if on_start:
         on_start(f"evaluating on {n} {dataset} test images ...")
-    ref = ev.fid_reference(test, dataset, n, data_dir, size, channels)
-    results = [ev.evaluate(s, test, n, ae_model, clf, ref) for s in subjects]
+    ref = ev.fid_reference(test, dataset, n, data_dir, size, channels, progress=progress)
+    results = [ev.evaluate(s, test, n, ae_model, clf, ref, progress=progress) for s in subjects]
     report = {"dataset": dataset, "n": n, "backend": backend, "seed": seed,
               "results": results}
     if samples and "samples" in results[0]:

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from neurovae import checkpoint, deploy
@@ -29,7 +30,27 @@ def _invoke(*args):
     return res
 
 
-def test_evaluate_deployed_equals_float_and_reports_every_metric(run_dir, tmp_path):
+@pytest.fixture
+def cheap_reference(tmp_path, monkeypatch):
+    """FID reference statistics from stand-in features (the real Inception would take many
+    minutes over the 10,000 test images) in a fresh cache; the samples still go through the
+    real Inception. Returns the image counts the reference was computed on."""
+    from neurovae.metrics import fid
+    counts, real = [], fid._extract
+
+    def extract(fetch, total, *args, **kwargs):
+        if fetch(0, 1).dtype != torch.uint8:          # generated samples: the real thing
+            return real(fetch, total, *args, **kwargs)
+        counts.append(total)                          # dataset pixels: the reference
+        flat = fetch(0, total).reshape(total, -1).double().numpy() / 255.0
+        return np.tile(flat, -(-fid.DIM // flat.shape[1]))[:, :fid.DIM]
+    monkeypatch.setenv("NEUROVAE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(fid, "_extract", extract)
+    return counts
+
+
+def test_evaluate_deployed_equals_float_and_reports_every_metric(run_dir, tmp_path,
+                                                                  cheap_reference):
     out = tmp_path / "e.json"
     res = _invoke("evaluate", run_dir / "m.net", "--checkpoint", run_dir / "run", "-n", "4",
                   "--json", out, "--samples", tmp_path / "s.png", "--quiet")
@@ -41,6 +62,10 @@ def test_evaluate_deployed_equals_float_and_reports_every_metric(run_dir, tmp_pa
     assert deployed["mse"] == pytest.approx(floating["mse"], rel=1e-6)   # float32 vs float64 tanh
     assert 0 < deployed["mse"] < 4
     assert deployed["fid"] > 0 and np.isfinite(deployed["fid"])
+    # the papers' protocol: n samples against the whole test split, computed once, cached
+    assert deployed["fid_ref_n"] == floating["fid_ref_n"] == 10000 and cheap_reference == [10000]
+    assert [p.name[:25] for p in (tmp_path / "cache" / "fid").glob("*.npz")] == [
+        "mnist_test_n10000_28px_c1"]
     assert "skipped" in deployed["aefd"] and "ann-ae" in deployed["aefd"]["skipped"]
     assert "IS (clf) is a classifier-based proxy" in res.output
     assert (tmp_path / "s.png").stat().st_size > 0

@@ -79,32 +79,58 @@ def test_missing_inception_names_the_install(monkeypatch):
 
 
 def test_inception_features_on_real_mnist():
-    """The only real Inception run of the suite: 4 images (two distinct, each twice)."""
-    x = data.load_images("mnist", "test").tensor([0, 1, 0, 1])     # (4, 1, 28, 28) grayscale
+    """The only real Inception runs of the suite: 7 images (five distinct, two repeated)
+    through the fast path (batches of 2, two at once, the last one padded) and through
+    the TorchScript as shipped: the same features to float tolerance."""
+    x = _pm1(data.load_images("mnist", "test").tensor([0, 1, 2, 3, 4, 0, 1]))   # (7, 1, 28, 28)
+    threads, fusion = torch.get_num_threads(), torch.jit.onednn_fusion_enabled()
     t0 = time.time()
-    f = fid_mod.inception_features(_pm1(x), batch=4)
-    print(f"inception: {time.time() - t0:.1f} s for 4 images")
-    assert f.shape == (4, 2048) and f.dtype == np.float64
+    f = fid_mod.inception_features(x, batch=2, workers=2)
+    t1 = time.time()
+    torch.set_num_threads(1)        # the plain forward is fastest so on a shared machine
+    try:
+        ref = fid_mod.inception_features(x, fast=False)
+    finally:
+        torch.set_num_threads(threads)
+    print(f"inception: fast {t1 - t0:.1f} s (compile included), plain {time.time() - t1:.1f} s "
+          f"for 7 images")
+    assert f.shape == (7, 2048) and f.dtype == np.float64
     assert np.isfinite(f).all() and (f >= 0).all()                 # post-ReLU average pool
-    np.testing.assert_allclose(f[2], f[0], rtol=0, atol=1e-5)
-    np.testing.assert_allclose(f[3], f[1], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(f, ref, rtol=0, atol=1e-4)          # measured: 1.4e-5
+    np.testing.assert_allclose(f[5], f[0], rtol=0, atol=1e-5)      # batch and padding free
+    np.testing.assert_allclose(f[6], f[1], rtol=0, atol=1e-5)
     assert np.abs(f[0] - f[1]).max() > 1e-2
+    assert torch.get_num_threads() == threads                      # process settings restored
+    assert torch.jit.onednn_fusion_enabled() == fusion
 
 
-def _fake_features(calls, dim=fid_mod.DIM):
-    """A cheap deterministic stand-in for the Inception (pixels tiled to `dim` features)."""
-    def features(images, batch=32, device=None):
-        calls.append(len(images))
-        flat = images.reshape(len(images), -1).double().numpy()
+def test_prepare_resizes_gray_once_exactly():
+    """Resizing one gray channel and repeating it gives the inputs of resizing three."""
+    x = _pm1(data.load_images("mnist", "test").tensor(range(3)))
+    three = ((x + 1.0) * 127.5).clamp(0, 255).round().expand(-1, 3, -1, -1)
+    lo, hi = fid_mod.TF_RANGE
+    want = (fid_mod.tf_bilinear(three) / 255.0 * (hi - lo) + lo).clamp(lo, hi)
+    got = fid_mod._prepare(x, channels_last=True)
+    assert got.shape == (3, 3, 299, 299) and got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(got, want)
+    assert torch.equal(fid_mod._prepare(data.load_images("mnist", "test").tensor(range(3))), want)
+
+
+def _fake_extract(calls, dim=fid_mod.DIM):
+    """A cheap deterministic stand-in for the Inception (pixels tiled to `dim` features);
+    records how many images each call covered."""
+    def extract(fetch, total, *args, **kwargs):
+        calls.append(total)
+        flat = fetch(0, total).reshape(total, -1).double().numpy()
         reps = -(-dim // flat.shape[1])
         return np.tile(flat, reps)[:, :dim] + np.arange(dim) * 1e-3
-    return features
+    return extract
 
 
 def test_dataset_stats_are_cached(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setenv("NEUROVAE_CACHE", str(tmp_path))
-    monkeypatch.setattr(fid_mod, "inception_features", _fake_features(calls))
+    monkeypatch.setattr(fid_mod, "_extract", _fake_extract(calls))
     mu, sigma = fid_mod.dataset_stats("mnist", "test", n=4)
     assert calls == [4] and mu.shape == (2048,) and sigma.shape == (2048, 2048)
     files = list((tmp_path / "fid").glob("*.npz"))
@@ -123,7 +149,37 @@ def test_dataset_stats_are_cached(tmp_path, monkeypatch):
     np.testing.assert_array_equal(mu3, mu)
 
 
-def _band_features(images, batch=32, device=None):
+def test_stats_key_follows_the_pixels():
+    """Two in-memory sets alike in name, split, size and source but not in pixels."""
+    pixels = data.load_images("mnist", "test").tensor(range(6))
+    a = data.ImageSet("mnist", "test", 1, 28, data=pixels.clone(), source="same")
+    changed = pixels.clone()
+    changed[5, 0, 0, 0] ^= 1
+    b = data.ImageSet("mnist", "test", 1, 28, data=changed, source="same")
+    assert fid_mod.stats_key(a, 5) == fid_mod.stats_key(b, 5)     # the first 5 are alike
+    assert fid_mod.stats_key(a, 6) != fid_mod.stats_key(b, 6)
+    assert fid_mod.stats_key(a, 6).startswith("mnist_test_n6_28px_c1_")
+
+
+def test_fid_reference_is_the_whole_test_split_cached(tmp_path, monkeypatch):
+    """FID of n samples is measured against all 10,000 MNIST test images, whatever n."""
+    from neurovae import evaluate as ev
+    calls = []
+    monkeypatch.setenv("NEUROVAE_CACHE", str(tmp_path))
+    monkeypatch.setattr(fid_mod, "_extract", _fake_extract(calls))
+    test = data.load_images("mnist", "test", None, 28, 1)
+    mu, sigma = ev.fid_reference(test, "mnist", 4, None, 28, 1)
+    assert calls == [len(test)] == [10000]
+    names = [p.name for p in (tmp_path / "fid").glob("*.npz")]
+    assert len(names) == 1 and names[0].startswith("mnist_test_n10000_28px_c1_")
+    mu2, _ = ev.fid_reference(test, "mnist", 1000, None, 28, 1)    # another n: the same stats
+    assert calls == [10000]
+    np.testing.assert_array_equal(mu2, mu)
+    with np.load(tmp_path / "fid" / names[0]) as z:
+        assert int(z["n"]) == 10000
+
+
+def _band_features(images, batch=None, device=None, **kwargs):
     """8 features per image: mean brightness of 8 horizontal bands of a 28x28 image."""
     return images.reshape(len(images), 8, -1).mean(2).double().numpy()
 

