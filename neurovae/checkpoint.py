@@ -4,7 +4,8 @@ Written atomically; read with ``torch.load(weights_only=True)`` so a file from e
 cannot run code, and validated so a foreign or corrupt file gives one clear error.
 PyTorch's zip container has no integrity check of its own (a flipped bit in a weight
 loads silently), so version 2 stores a SHA-256 digest of the whole content, checked on
-load. Version 1 files (no digest) are still read.
+load. Version 1 files (no digest) are still read. Tensors are stored on the CPU whatever
+device trained them, so a checkpoint loads on any machine.
 """
 from __future__ import annotations
 
@@ -50,12 +51,23 @@ def _feed(h, obj) -> None:
         h.update(f"{type(obj).__name__}:{obj!r};".encode())
 
 
+def _on_cpu(obj):
+    """`obj` with every tensor in it copied to the CPU (CPU tensors as they are)."""
+    if torch.is_tensor(obj):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return type(obj)((k, _on_cpu(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
+
+
 def save(path, *, cfg: Config, model, optimizer=None, epoch: int, metrics: list | None = None,
          extra: dict | None = None) -> None:
     state = {
         "format": FORMAT, "version": VERSION, "config": cfg.to_dict(), "epoch": int(epoch),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "model": _on_cpu(model.state_dict()),
+        "optimizer": _on_cpu(optimizer.state_dict()) if optimizer is not None else None,
         "rng": torch.get_rng_state(), "metrics": list(metrics or []),
     }
     state.update(extra or {})
@@ -114,13 +126,14 @@ def _unreadable(exc: BaseException) -> str:
     return f"it is damaged ({type(exc).__name__}: {first})"
 
 
-def load(path) -> dict:
-    """Read and validate a checkpoint; raises CheckpointError naming the problem."""
+def load(path, map_location="cpu") -> dict:
+    """Read and validate a checkpoint, its tensors on `map_location` (any device, whatever
+    device wrote it); raises CheckpointError naming the problem."""
     p = resolve(path)
     why = _not_an_archive(p)
     if why is None:
         try:
-            state = torch.load(p, map_location="cpu", weights_only=True)
+            state = torch.load(p, map_location=map_location, weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
                 OSError, AttributeError, TypeError, KeyError, IndexError, MemoryError,
                 OverflowError, UnicodeError, ImportError) as exc:
@@ -166,8 +179,8 @@ def _valid_partial(partial) -> bool:
             and all(isinstance(v, float) for v in partial["sums"].values()))
 
 
-def load_model(path):
-    """Model in eval mode and its config from a checkpoint."""
+def load_model(path, device=None):
+    """Model in eval mode (on `device`, default the CPU) and its state from a checkpoint."""
     from .models import build_model
     state = load(path)
     model = build_model(state["config"])
@@ -177,7 +190,7 @@ def load_model(path):
         raise CheckpointError(f"{resolve(path)}: weights do not fit the model its config "
                               f"describes ({str(exc).splitlines()[0][:160]})") from None
     model.eval()
-    return model, state
+    return (model if device is None else model.to(device)), state
 
 
 def describe(state: dict) -> str:

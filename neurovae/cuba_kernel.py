@@ -7,7 +7,8 @@ loop per neuron runs all three over its contiguous time row with the state in re
 and only the voltage is kept for backward. The forward is bit-identical to lava-dl's
 (same integers, same float32 roundings); the backward is lava-dl's surrogate gradient and
 linear-recursion rule in float32, equal to lava-dl's up to the last bit of exp (computed
-here by a vectorizable polynomial, by torch's vector library there).
+here by a vectorizable polynomial, by torch's vector library there). Tensors off the CPU
+run the same arithmetic as torch ops (`neurovae.torch_cuba`), never lava-dl's CUDA code.
 `install()` routes eligible `cuba.Neuron` calls here; the rest keep lava-dl's code.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from . import numba_threads  # noqa: F401  (before any parallel kernel runs)
+from . import torch_cuba
 from lava.lib.dl.slayer.neuron import cuba
 from lava.lib.dl.slayer.utils import quantize
 
@@ -127,12 +129,30 @@ class CubaConstants:
         f32 = np.float32
         scale_rho = torch.tensor(neuron.scale_rho * cuba.SCALE_RHO_MULT, dtype=torch.float32)
         # lava-dl's float32 constants: peak = scale_rho / 2 / tau, keep = 1 - decay / 4096
-        self.peak = (scale_rho / 2 / torch.tensor(tau, dtype=torch.float32)).numpy()[()]
+        self.peak = f32((scale_rho / 2 / torch.tensor(tau, dtype=torch.float32)).item())
         self.tau = f32(tau)
         self.grad_keep = [f32(1) - f32(d) / f32(scale) for d in (self.d_u, self.d_v)]
         self.fwd = (float(scale), (scale - self.d_u) / scale, (scale - self.d_v) / scale,
                     float(first_integer_at_or_above(self.threshold * scale)),
                     f32(self.threshold))
+
+    def run(self, z: torch.Tensor, delay: int = 0):
+        """(spikes, voltage) of the neurons on z (..., T), on z's device: the numba kernel
+        on the CPU, the torch kernel elsewhere (or everywhere, under torch_cuba.everywhere)."""
+        if torch_cuba.wanted(z):
+            return torch_cuba.forward(z, self, delay)
+        spikes = torch.empty(z.shape, dtype=z.dtype)
+        voltage = torch.empty(z.shape, dtype=z.dtype)
+        self.forward(z, spikes, voltage, delay)
+        return spikes, voltage
+
+    def grad(self, voltage: torch.Tensor, grad_spikes: torch.Tensor, delay: int = 0):
+        """Gradient of the drive from the voltage `run` returned and the spikes' gradient."""
+        if torch_cuba.wanted(voltage):
+            return torch_cuba.backward(voltage, grad_spikes, self, delay)
+        grad_in = torch.empty(voltage.shape, dtype=voltage.dtype)
+        self.backward(voltage, grad_spikes, grad_in, delay)
+        return grad_in
 
     def forward(self, z: torch.Tensor, spikes: torch.Tensor, voltage: torch.Tensor,
                 delay: int = 0) -> None:
@@ -153,9 +173,7 @@ class CubaConstants:
 class _FusedCuba(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, consts: CubaConstants):
-        spikes = torch.empty(z.shape, dtype=z.dtype)
-        voltage = torch.empty(z.shape, dtype=z.dtype)
-        consts.forward(z.detach(), spikes, voltage)
+        spikes, voltage = consts.run(z.detach())
         ctx.save_for_backward(voltage)
         ctx.consts = consts
         return spikes
@@ -163,14 +181,12 @@ class _FusedCuba(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spikes):
         (voltage,) = ctx.saved_tensors
-        grad_in = torch.empty_like(voltage)
-        ctx.consts.backward(voltage, grad_spikes, grad_in)
-        return grad_in, None
+        return ctx.consts.grad(voltage, grad_spikes), None
 
 
 def eligible(neuron, x: torch.Tensor) -> bool:
     """The configurations the fused pass reproduces exactly; everything else keeps lava-dl."""
-    return (not x.is_cuda and x.dtype == torch.float32 and neuron.shared_param
+    return (x.dtype == torch.float32 and neuron.shared_param
             and not neuron.persistent_state and not neuron.requires_grad
             and neuron.norm is None and neuron.drop is None and not neuron.graded_spike
             and not neuron.debug and neuron.s_scale == 1 << DECAY_BITS

@@ -1,10 +1,11 @@
-"""A faster CPU path for lava-dl's leaky-integrator dynamics, bit-identical to lava-dl's.
+"""A faster path for lava-dl's leaky-integrator dynamics, bit-identical to lava-dl's.
 
 lava-dl's CPU fallback steps through time on the last (strided) axis in int64 with several
 temporaries per step; on a CPU that loop is most of a training step. This version runs
 the same integer arithmetic time-major and contiguous, in float64 (exact for these
-integers: products stay far below 2**53), with in-place ops. `install()` routes lava-dl's
-CPU calls here; CUDA tensors, debug mode and per-channel decays keep lava-dl's own code.
+integers: products stay far below 2**53), with in-place ops. It is plain torch, so CUDA
+tensors run it too instead of lava-dl's nvcc-compiled extension. `install()` routes
+lava-dl's calls here; debug mode and per-channel decays keep lava-dl's own code.
 """
 from __future__ import annotations
 
@@ -67,10 +68,10 @@ class _FastLI(torch.autograd.Function):
 
 def dynamics(input, decay, state, w_scale, threshold=None, debug=False):
     """Drop-in for `leaky_integrator.dynamics` (same arguments, same results)."""
-    if input.is_cuda or debug or decay.numel() != 1 or input.dtype != torch.float32:
+    if debug or decay.numel() != 1 or input.dtype != torch.float32:
         return _ORIGINAL(input, decay, state, w_scale, threshold, debug)
     if torch.numel(state) == 1:
-        state = state * torch.ones(input.shape[:-1])
+        state = state * torch.ones(input.shape[:-1], device=input.device)
     return _FastLI.apply(input, decay, state, -1 if threshold is None else threshold, w_scale)
 
 

@@ -4,7 +4,9 @@ Autograd through lava-dl's block keeps, per neuron and step, the synapse's float
 and the neuron's current and voltage. This function keeps the input spikes as bytes and
 the voltage as float32 (5 bytes instead of 12) and writes the delayed spikes straight from
 the neuron kernel. The forward gives the block's spikes bit for bit (the synaptic drive is
-a sum of multiples of 1/32, exact in any order); the backward is lava-dl's rule.
+a sum of multiples of 1/32, exact in any order); the backward is lava-dl's rule. Off the
+CPU the neurons run as torch ops (`neurovae.torch_cuba`) and the drive is rounded back to
+that grid, since a GPU's convolution algorithm may round its sums.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import torch.nn.functional as F
 
 from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
 
-from . import li_dynamics
+from . import li_dynamics, torch_cuba
 from .hw.neuron import STATE_SCALE
 from .cuba_kernel import CubaConstants, eligible as neuron_eligible, installed, record_shape
 
@@ -40,6 +42,8 @@ def _to_bytes(x, out):
 
 def _pack(x: torch.Tensor) -> torch.Tensor:
     """The input as bytes when it is spikes (0/1), else as it is: the conv's saved input."""
+    if torch_cuba.wanted(x):
+        return torch_cuba.pack(x)
     if x.dtype != torch.float32 or not x.is_contiguous():
         return x
     out = torch.empty(x.shape, dtype=torch.uint8)
@@ -52,9 +56,9 @@ class _Block(torch.autograd.Function):
     def forward(ctx, x, w, args, consts: CubaConstants, delay: int):
         x, w = x.detach(), w.detach()
         z = torch.ops.aten.convolution(x, w, None, *args)
-        spikes = torch.empty(z.shape, dtype=z.dtype)
-        voltage = torch.empty(z.shape, dtype=z.dtype)
-        consts.forward(z, spikes, voltage, delay)
+        if torch_cuba.wanted(z):
+            z = torch_cuba.exact_drive(z, x, w)
+        spikes, voltage = consts.run(z, delay)
         ctx.save_for_backward(_pack(x), w, voltage)
         ctx.args, ctx.consts, ctx.delay, ctx.x_dtype = args, consts, delay, x.dtype
         return spikes
@@ -63,8 +67,7 @@ class _Block(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, w, voltage = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad[:2]
-        g_z = torch.empty(voltage.shape, dtype=voltage.dtype)
-        ctx.consts.backward(voltage, grad_out, g_z, ctx.delay)
+        g_z = ctx.consts.grad(voltage, grad_out, ctx.delay)
         g_x, g_w, _ = torch.ops.aten.convolution_backward(
             g_z, x.to(ctx.x_dtype), w, None, *ctx.args, [need_x, need_w, False])
         return g_x, g_w, None, None, None
@@ -98,7 +101,8 @@ def _integrate(z: torch.Tensor, bias: torch.Tensor, decay: torch.Tensor, steps: 
     """The readout's voltage after `steps` steps on the drive z (its last steps) plus bias:
     lava-dl's leaky integrator from rest, read at the end."""
     drive = F.pad(z, (steps - z.shape[-1], 0)) + bias.view(1, -1, *([1] * (z.dim() - 2)))
-    v = leaky_integrator.dynamics(drive, decay, torch.zeros(drive.shape[:-1]), STATE_SCALE)
+    v = leaky_integrator.dynamics(drive, decay,
+                                  torch.zeros(drive.shape[:-1], device=drive.device), STATE_SCALE)
     return v[..., -1]
 
 
@@ -114,11 +118,15 @@ class _Readout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, bias, decay, args, steps: int):
         x, w, bias = x.detach(), w.detach(), bias.detach()
-        v = _integrate(torch.ops.aten.convolution(x, w, None, *args), bias, decay, steps)
-        keep = (1 - decay / (1 << li_dynamics.DECAY_BITS)).to(torch.float32)
-        d = torch.ones(steps)
+        z = torch.ops.aten.convolution(x, w, None, *args)
+        if torch_cuba.wanted(z):
+            z = torch_cuba.exact_drive(z, x, w)
+        v = _integrate(z, bias, decay, steps)
+        keep = (1 - decay.cpu() / (1 << li_dynamics.DECAY_BITS)).to(torch.float32)
+        d = torch.ones(steps, device="cpu")
         for t in range(steps - 2, -1, -1):           # lava-dl's reverse recursion, float32
             d[t] = keep * d[t + 1]
+        d = d.to(x.device)
         d_in = d[steps - x.shape[-1]:].contiguous()
         x_sum = (x.reshape(-1, x.shape[-1]) @ d_in).reshape(x.shape[:-1])
         ctx.save_for_backward(x_sum, w, d, d_in)
@@ -148,7 +156,7 @@ def readout(syn, x: torch.Tensor, bias: torch.Tensor, decay: torch.Tensor,
 
     Same values as the synapse followed by lava-dl's leaky integrator; its backward is
     two 2-D convolutions instead of one per step."""
-    if (x.is_cuda or not installed() or not _plain_synapse(syn) or x.dim() != 5
+    if (not installed() or not _plain_synapse(syn) or x.dim() != 5
             or isinstance(syn, torch.nn.ConvTranspose3d) or syn.weight.shape[-1] != 1
             or syn.stride[2] != 1 or syn.padding[2] != 0):
         return _integrate(syn(x), bias, decay, steps)

@@ -1,8 +1,11 @@
 """Training loop: epochs over shuffled batches, per-epoch metrics, PNG grids and checkpoint.
 
 Every random choice is a function of (seed, epoch, batch), so a run resumed from its last
-checkpoint reaches the same weights as an uninterrupted one. Data-parallel training runs
-under ``torchrun`` (gloo on CPU, NCCL on GPU): each rank takes its share of every batch.
+checkpoint reaches the same weights as an uninterrupted one. Training runs on one device
+(`--device`, CUDA when available): the model, the optimizer state and every batch live
+there, while the random choices stay CPU-side integers, the same on every device.
+Data-parallel training runs under ``torchrun`` (NCCL with each rank on cuda:LOCAL_RANK,
+gloo on the CPU): each rank takes its share of every batch.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import checkpoint, data, fileio, plots, prng
+from . import checkpoint, data, devices, fileio, plots, prng
 from .config import Config
 from .errors import CheckpointError, TrainingError
 from .kernels import enable_cpu_kernels
@@ -35,14 +38,16 @@ def batch_seed(seed: int, epoch: int, batch: int) -> int:
 
 
 class Distributed:
-    """Rank, world size and the wrapped model when launched by torchrun."""
+    """Rank, world size and the wrapped model when launched by torchrun: NCCL when the
+    tensors are on CUDA, gloo when they are on the CPU."""
 
-    def __init__(self):
+    def __init__(self, device: torch.device = torch.device("cpu")):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
+        self.device = device
+        self.backend = "nccl" if device.type == "cuda" else "gloo"
         if self.world > 1 and not torch.distributed.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            torch.distributed.init_process_group(backend)
+            torch.distributed.init_process_group(self.backend)
 
     @property
     def main(self) -> bool:
@@ -50,7 +55,8 @@ class Distributed:
 
     def wrap(self, model):
         if self.world > 1:
-            return torch.nn.parallel.DistributedDataParallel(model)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         return model
 
     def shard(self, idx: torch.Tensor) -> torch.Tensor:
@@ -59,7 +65,7 @@ class Distributed:
     def mean(self, value: float) -> float:
         if self.world == 1:
             return value
-        t = torch.tensor([value], dtype=torch.float64)
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
         torch.distributed.all_reduce(t)
         return float(t) / self.world
 
@@ -106,11 +112,12 @@ def _write_epoch_outputs(out: Path, model, cfg: Config, test_x: torch.Tensor, me
     model.eval()
     mse = None
     if getattr(model, "reconstruct", None) is not None:
-        recon = model.reconstruct(test_x[:32], seed=cfg.seed)
-        plots.save_pairs(to_signed(test_x[:32]), recon, out / "reconstructions.png")
-        mse = float(torch.mean((recon - (to_signed(test_x[:32]))) ** 2))
+        x = test_x[:32]
+        recon = model.reconstruct(x.to(devices.model_device(model)), seed=cfg.seed).cpu()
+        plots.save_pairs(to_signed(x), recon, out / "reconstructions.png")
+        mse = float(torch.mean((recon - (to_signed(x))) ** 2))
     if getattr(model, "sample", None) is not None:
-        plots.save_grid(model.sample(N_GRID, seed=cfg.seed), out / "samples.png")
+        plots.save_grid(model.sample(N_GRID, seed=cfg.seed).cpu(), out / "samples.png")
     plots.save_loss_curve(metrics, out / "loss.png")
     model.train()
     return mse
@@ -174,10 +181,13 @@ def _check_run_folder(out: Path):
 
 
 def train(cfg: Config, out_dir, resume: bool = False, progress: bool = True,
-          max_batches: int | None = None) -> dict:
-    """Train `cfg` into `out_dir`; returns the last epoch's metrics.
+          max_batches: int | None = None, device: str | torch.device = "auto") -> dict:
+    """Train `cfg` into `out_dir` on `device` (auto: CUDA when available); returns the last
+    epoch's metrics.
 
-    max_batches limits batches per epoch (tests and quick checks). SIGINT or SIGTERM ends
+    max_batches limits batches per epoch (tests and quick checks). The device is where a
+    run trains, not what it trains: it is not part of the config, and a run may resume on
+    another device. SIGINT or SIGTERM ends
     the running batch, saves a mid-epoch checkpoint and raises TrainingInterrupted; a run
     resumed from it (or from any epoch checkpoint) reaches the weights of an
     uninterrupted run.
@@ -186,12 +196,14 @@ def train(cfg: Config, out_dir, resume: bool = False, progress: bool = True,
     if cfg.dataset not in data.DATASETS:
         raise TrainingError(f"unknown dataset '{cfg.dataset}'; choose one of "
                             f"{', '.join(data.DATASETS)}")
+    dev = device if isinstance(device, torch.device) else devices.resolve(device)
+    devices.prepare(dev)
     enable_cpu_kernels()
-    dist = Distributed()
+    dist = Distributed(dev)
     if dist.main:
         _check_run_folder(out)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg)
+    model = build_model(cfg).to(dev)    # initialized on the CPU: the same weights everywhere
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     metrics, start, partial = [], 0, None
     ckpt_path = out / checkpoint.FILENAME
@@ -263,8 +275,9 @@ def train(cfg: Config, out_dir, resume: bool = False, progress: bool = True,
                 bg = torch.Generator().manual_seed(batch_seed(cfg.seed, epoch, b))
                 if flip:
                     x = data.random_flip(x, bg)
+                x, images = x.to(dev), idx.to(dev)
                 opt.zero_grad(set_to_none=True)
-                res = batch_gradients(net, x, seed=batch_seed(cfg.seed, epoch, b), images=idx,
+                res = batch_gradients(net, x, seed=batch_seed(cfg.seed, epoch, b), images=images,
                                       ss_p=_ss_p(cfg, epoch), gen=bg, micro=cfg.micro_batch)
                 if not math.isfinite(res["loss"]):
                     raise TrainingError(
@@ -321,10 +334,11 @@ class TrainResult:
 
 def train_from_preset(model: str, preset: str, out=None, *, epochs=None, batch_size=None,
                       seed=None, data_dir=None, overrides=(), resume=False, max_batches=None,
-                      progress=True) -> TrainResult:
+                      progress=True, device="auto") -> TrainResult:
     """Train `model` with preset `preset` (flags and `key=value` overrides applied) into
-    `out` (default runs/<model>-<preset>)."""
+    `out` (default runs/<model>-<preset>) on `device`."""
     from .config import make_config
+    dev = devices.resolve(device)          # a missing device fails before any data loads
     from .model_data import check_dataset, check_folder_sizes
     extra = list(overrides)
     for key, val in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed),
@@ -337,5 +351,6 @@ def train_from_preset(model: str, preset: str, out=None, *, epochs=None, batch_s
                                            == "image_size" for o in overrides):
         check_folder_sizes(cfg.data_dir)
     out = Path(out or f"runs/{model}-{preset}")
-    last = train(cfg, out, resume=resume, progress=progress, max_batches=max_batches)
+    last = train(cfg, out, resume=resume, progress=progress, max_batches=max_batches,
+                 device=dev)
     return TrainResult(last, out, [f for f in RUN_FILES if (out / f).exists()])

@@ -1,4 +1,5 @@
-"""Run by torchrun in tests: train a few DDP steps, then each rank saves its weights."""
+"""Run by torchrun in tests: train a few DDP steps on the CPU (gloo), then each rank saves
+its weights; rank 0 also writes the process group's backend."""
 import sys
 from pathlib import Path
 
@@ -28,7 +29,9 @@ def build_and_keep(c):
 
 
 tr.build_model = build_and_keep
-train(cfg, out / "run", progress=False, max_batches=3)
+train(cfg, out / "run", progress=False, max_batches=3, device="cpu")
 rank = torch.distributed.get_rank()
+if rank == 0:
+    (out / "backend").write_text(str(torch.distributed.get_backend()))
 torch.save(captured["model"].state_dict(), out / f"rank{rank}.pt")
 torch.distributed.destroy_process_group()

@@ -17,6 +17,7 @@ PRETRAINED = ROOT / "examples" / "pretrained" / "fsvae-mnist-small.net"
 FORBIDDEN = ("neurovae.models", "neurovae.train", "neurovae.cuba_kernel",
              "neurovae.li_dynamics", "neurovae.spiking_block", "neurovae.kernels",
              "neurovae.neuron", "neurovae.deploy", "neurovae.checkpoint", "neurovae.cli",
+             "neurovae.torch_cuba", "neurovae.devices",
              "lava.lib.dl")
 PACKAGE_DIRS = {"neurovae.export": ROOT / "export",
                 "neurovae.loihi_runtime": ROOT / "loihi_runtime", "neurovae": ROOT / "neurovae"}

@@ -1,4 +1,4 @@
-"""Training runs: outputs, resume reproducibility, NaN stop, bad checkpoints, DDP."""
+"""Training runs: outputs, resume reproducibility, NaN stop, bad checkpoints, devices, DDP."""
 import json
 import os
 import pickle
@@ -39,6 +39,22 @@ def test_epoch_outputs_and_resume_equals_uninterrupted(tmp_path, tiny_cfg):
     train(tiny_cfg("fsvae", "epochs=1", "seed=5"), tmp_path / "other", progress=False, max_batches=2)
     c = _weights(tmp_path / "other")
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_device_cpu_trains_like_the_default_path(tmp_path, tiny_cfg, monkeypatch):
+    """--device cpu is the path a machine without CUDA takes by default, bit for bit: same
+    loss terms every epoch, same weights and optimizer state."""
+    cfg = tiny_cfg("fsvae", "seed=6")
+    train(cfg, tmp_path / "cpu", progress=False, max_batches=2, device="cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    train(cfg, tmp_path / "auto", progress=False, max_batches=2)
+    a, b = (checkpoint.load(tmp_path / r) for r in ("cpu", "auto"))
+    terms = lambda m: [{k: v for k, v in e.items() if k != "seconds"} for e in m]  # noqa: E731
+    assert terms(a["metrics"]) == terms(b["metrics"]) and len(a["metrics"]) == 1
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[i][k], sb[i][k])
+                                          for i in sa for k in sa[i])
 
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, tiny_cfg, monkeypatch):
@@ -119,7 +135,8 @@ def test_cli_rejects_bad_arguments_with_exit_2(tmp_path):
 def test_cli_train_end_to_end(tmp_path):
     out = tmp_path / "run"
     res = subprocess.run(CLI + ["train", "--model", "esvae", "--out", str(out), "--quiet",
-                                "--max-batches", "1"] + sum([["--set", t] for t in TINY], []),
+                                "--max-batches", "1", "--device", "cpu"]
+                         + sum([["--set", t] for t in TINY], []),
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "trained esvae" in res.stdout and (out / "samples.png").exists()
@@ -135,6 +152,7 @@ def test_ddp_two_gloo_ranks_hold_identical_weights(tmp_path):
                           "--master_port=29517", str(script), str(tmp_path)],
                          capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "backend").read_text() == "gloo"     # CPU tensors: gloo, even with CUDA
     w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert all(torch.equal(w0[k], w1[k]) for k in w0)

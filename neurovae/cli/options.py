@@ -1,5 +1,5 @@
 """Options several commands share, each defined once: -n, --seed, --backend, -o/--output,
---npy, --timeout, --dataset/--data-dir, --json, --quiet, and their checks."""
+--npy, --timeout, --dataset/--data-dir, --json, --quiet, --device, and their checks."""
 from __future__ import annotations
 
 import click
@@ -85,3 +85,14 @@ def json_out(default: str | None, help: str):
 
 
 quiet = click.option("--quiet", is_flag=True, help="No progress output.")
+
+
+DEVICE_HELP = ("Where to train: auto (CUDA when available, else the CPU), cpu, cuda or cuda:N. "
+               "Under torchrun each rank takes cuda:LOCAL_RANK. Spikes are the same on every "
+               "device.")
+
+
+def device(help: str = DEVICE_HELP):
+    """--device: the torch device a command computes on (checked by neurovae.devices)."""
+    return click.option("--device", default="auto", show_default=True, metavar="DEVICE",
+                        help=help)

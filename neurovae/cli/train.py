@@ -25,20 +25,22 @@ TERMS = ("loss", "mse", "mmd", "kld", "test_mse", "accuracy")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override any config field, e.g. --set T=16 --set lr=3e-3.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@opt.device()
 @click.option("--max-batches", type=int, callback=opt.positive, hidden=True)
 @opt.quiet
 @user_errors
-def train(model, preset, out, epochs, batch_size, seed, data_dir, overrides, resume,
+def train(model, preset, out, epochs, batch_size, seed, data_dir, overrides, resume, device,
           max_batches, quiet):
     """Train a model; writes checkpoint, metrics.jsonl and PNG grids each epoch.
 
     Ctrl-C (SIGINT) or SIGTERM ends the running batch, saves a checkpoint and exits;
-    --resume continues from it to the weights an uninterrupted run reaches.
+    --resume continues from it to the weights an uninterrupted run reaches, on any
+    --device.
     """
     from ..train import train_from_preset
     res = train_from_preset(model, preset, out, epochs=epochs, batch_size=batch_size,
                             seed=seed, data_dir=data_dir, overrides=overrides, resume=resume,
-                            max_batches=max_batches, progress=not quiet)
+                            max_batches=max_batches, progress=not quiet, device=device)
     terms = ", ".join(f"{k} {v:.4f}" for k, v in res.last.items() if k in TERMS)
     click.echo(f"trained {model} ({preset}) for {res.last.get('epoch', 0)} epochs: {terms}")
     click.echo(f"run folder: {res.out} ({', '.join(res.files)})")

@@ -29,7 +29,8 @@ def _randint(like, seed, image, step, neuron, high):
 
 
 def _arange(like, n):
-    return torch.arange(n) if _torch(like) else np.arange(n)
+    """Indices 0..n-1 as `like` is: a numpy array, or a tensor on like's device."""
+    return torch.arange(n, device=like.device) if _torch(like) else np.arange(n)
 
 
 def sampler_seed(seed: int, generate: bool) -> int:
@@ -87,7 +88,8 @@ def prior_counts(prior_linear: dict, seed: int, images):
     """ESVAE's integer prior: eps -> y = W eps + b -> count = #(y >= thresholds), (N, C)."""
     w, b, th = (prior_linear[k] for k in ("weight", "bias", "thresholds"))
     if _torch(images):
-        w, b, th = (torch.as_tensor(np.asarray(x), dtype=torch.int64) for x in (w, b, th))
+        w, b, th = (torch.as_tensor(np.asarray(x), dtype=torch.int64, device=images.device)
+                    for x in (w, b, th))
     else:
         w, b, th = (np.asarray(x, np.int64) for x in (w, b, th))
     y = prior_eps(images, seed, images, w.shape[0]) @ w.T + b

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from ..config import Config
+from ..devices import model_device
 from .fsvae import to_target
 
 
@@ -49,7 +50,7 @@ class ANNVAE(nn.Module):
     def forward(self, x_bytes, seed: int = 0, gen=None, **_):
         h = self.encoder(self._inp(x_bytes))
         mu, logvar = self.mu(h), self.logvar(h).clamp(-10, 10)
-        eps = torch.randn(mu.shape, generator=gen)
+        eps = torch.randn(mu.shape, generator=gen).to(mu.device)   # CPU draws: any device
         recon = self.decoder(mu + eps * torch.exp(0.5 * logvar))
         mse = torch.mean((recon - to_target(x_bytes)) ** 2)
         kld = torch.mean(-0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp(), dim=1))
@@ -57,12 +58,14 @@ class ANNVAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x_bytes, seed: int = 0, **_):
+        x_bytes = x_bytes.to(model_device(self))
         return self.decoder(self.mu(self.encoder(self._inp(x_bytes))))
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, **_):
         g = torch.Generator().manual_seed(seed)
-        return self.decoder(torch.randn(n, self.cfg.ann_latent, generator=g))
+        z = torch.randn(n, self.cfg.ann_latent, generator=g)
+        return self.decoder(z.to(model_device(self)))
 
 
 class ANNAE(nn.Module):
@@ -86,6 +89,6 @@ class ANNAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x_bytes, **_):
-        return self.decoder(self.encoder(to_target(x_bytes)))
+        return self.decoder(self.encoder(to_target(x_bytes.to(model_device(self)))))
 
     sample = None   # an autoencoder has no prior to sample from

@@ -14,7 +14,8 @@ from ..config import Config
 from ..hw import sampling
 from ..hw.clock import esvae_clock
 from ..hw.sampling import EPS_SCALE
-from .fsvae import to_input, to_target
+from .fsvae import _images, to_input, to_target
+from ..devices import model_device
 from .spiking import SpikingDecoder, SpikingEncoder, rbf_mmd
 
 
@@ -33,10 +34,10 @@ class ESVAE(torch.nn.Module):
 
     def spike_train(self, rate: torch.Tensor, seed: int, images: torch.Tensor):
         """Bernoulli spikes (N, C, S) in the sampling window; gradient flows to `rate`."""
-        T, (n, c) = self.cfg.T, rate.shape
-        steps = torch.arange(self.sample_start, self.sample_start + T)
-        m = sampling.rate_draw(seed, images[:, None, None], steps[None, None, :],
-                               torch.arange(c)[None, :, None], T)
+        T, (n, c), dev = self.cfg.T, rate.shape, rate.device
+        steps = torch.arange(self.sample_start, self.sample_start + T, device=dev)
+        m = sampling.rate_draw(seed, images.to(dev)[:, None, None], steps[None, None, :],
+                               torch.arange(c, device=dev)[None, :, None], T)
         # m < count on the deployed integers; count = rate * T there
         hard = (rate.unsqueeze(-1) * T > m.to(rate.dtype) + 0.5).to(rate.dtype)
         z = hard + rate.unsqueeze(-1) - rate.unsqueeze(-1).detach()
@@ -48,11 +49,13 @@ class ESVAE(torch.nn.Module):
         return e[..., self.window_start:self.sample_start].mean(-1)
 
     def prior_rate(self, seed: int, images: torch.Tensor):
+        dev = model_device(self)
+        images = images.to(dev)
         eps = sampling.prior_eps(images, seed, images, self.cfg.latent)
         return torch.sigmoid(self.prior(eps.float() * EPS_SCALE))
 
     def forward(self, x_bytes, seed: int, images=None, **_):
-        images = torch.arange(len(x_bytes)) if images is None else images
+        images = _images(x_bytes, images)
         r_q = self.posterior_rate(x_bytes)
         z = self.spike_train(r_q, seed, images)
         recon = self.decoder(z, silent=self.sample_start)
@@ -64,13 +67,15 @@ class ESVAE(torch.nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x_bytes, seed: int = 0, images=None):
-        images = torch.arange(len(x_bytes)) if images is None else images
+        x_bytes = x_bytes.to(model_device(self))
+        images = _images(x_bytes, images)
         z = self.spike_train(self.posterior_rate(x_bytes), seed, images)
         return self.decoder(z, silent=self.sample_start)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, images=None):
-        images = torch.arange(n) if images is None else images
+        dev = model_device(self)
+        images = torch.arange(n, device=dev) if images is None else images.to(dev)
         rate = self.prior_rate(seed, images)
         counts = torch.round(rate * self.cfg.T) / self.cfg.T   # deployable rates: count / T
         return self.decoder(self.spike_train(counts, seed, images), silent=self.sample_start)

@@ -10,12 +10,20 @@ from __future__ import annotations
 import torch
 
 from ..config import Config
+from ..devices import model_device
 from ..hw.clock import fsvae_clock
 from ..hw.readout import to_signed
 from ..hw.sampling import sampler_seed
 from ..prng import MIX_SEED_SALT
 from .spiking import AutoregressiveLoop, SpikingDecoder, SpikingEncoder, psp
 
+
+
+def _images(x_bytes: torch.Tensor, images) -> torch.Tensor:
+    """The images' indices (the PRNG's counters) on the batch's device: 0..N-1 by default."""
+    if images is None:
+        return torch.arange(len(x_bytes), device=x_bytes.device)
+    return torch.as_tensor(images, device=x_bytes.device)
 
 
 def to_input(x_bytes: torch.Tensor) -> torch.Tensor:
@@ -52,7 +60,7 @@ class FSVAE(torch.nn.Module):
         (`gen` is unused), and every loss term is a mean over images: a batch run in slices
         gives the same gradient as the batch at once.
         """
-        images = torch.arange(len(x_bytes)) if images is None else images
+        images = _images(x_bytes, images)
         q_c, z = self.encode(x_bytes, seed, images)
         p_c, _ = self.prior(self.n_steps, sampler_seed(seed, True), images, teacher=z,
                             mix_p=ss_p, mix_seed=seed ^ MIX_SEED_SALT)
@@ -68,12 +76,14 @@ class FSVAE(torch.nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x_bytes, seed: int = 0, images=None):
-        images = torch.arange(len(x_bytes)) if images is None else images
+        x_bytes = x_bytes.to(model_device(self))
+        images = _images(x_bytes, images)
         _, z = self.encode(x_bytes, seed, images)
         return self.decoder(z)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, images=None):
-        images = torch.arange(n) if images is None else images
+        dev = model_device(self)
+        images = torch.arange(n, device=dev) if images is None else images.to(dev)
         _, z = self.prior(self.n_steps, sampler_seed(seed, True), images)
         return self.decoder(z)

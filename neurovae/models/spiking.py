@@ -4,7 +4,8 @@ Time runs in hardware steps t = 0..S-1 per image. At t = 0 every neuron starts f
 zero and ignores its input (the image boundary); every synaptic layer delivers at t the
 spikes of t-1 (lava-dl's ``delay_shift``, Lava's Dense/Conv). The input layer is the first
 conv, computed as a constant integer drive (image bytes x integer weights) fed straight
-into its neurons. Tensors follow SLAYER: (N, C, H, W, T) and (N, C, T).
+into its neurons. Tensors follow SLAYER: (N, C, H, W, T) and (N, C, T). Every tensor made
+here is made on its input's device.
 """
 from __future__ import annotations
 
@@ -34,9 +35,16 @@ def _neuron(cfg: Config) -> dict:
 
 
 def input_drive(weight_q: torch.Tensor, x01: torch.Tensor, stride=2, padding=1) -> torch.Tensor:
-    """First-layer drive: conv of the image (bytes/256) on the 1/64 grid (straight-through)."""
+    """First-layer drive: conv of the image (bytes/256) on the 1/64 grid (straight-through).
+
+    The exact conv of bytes/256 and 8-bit weights lies on the 1/8192 grid; rounding to it
+    first undoes any rounding of the conv's algorithm (a no-op where its sums are exact)."""
     z = F.conv2d(x01, weight_q[..., 0], stride=stride, padding=padding)
-    return z + (torch.round(z * WEIGHT_SCALE) / WEIGHT_SCALE - z).detach()
+    exact = torch.round(z * DRIVE_GRID) / DRIVE_GRID
+    return z + (torch.round(exact * WEIGHT_SCALE) / WEIGHT_SCALE - z).detach()
+
+
+DRIVE_GRID = 256 * 32   # image bytes / 256 times weights in multiples of 1/32
 
 
 class SpikingEncoder(torch.nn.Module):
@@ -163,12 +171,14 @@ class AutoregressiveLoop(torch.nn.Module):
         w_ext, w_fb, w2, w3 = self.weights()
         b1, b2, b3 = (quantize_bias(b) for b in self.biases)
         p = self.params
-        zeros = lambda m: torch.zeros(n, m)  # noqa: E731
+        dev = w_fb.device
+        images = images.to(dev)
+        zeros = lambda m: torch.zeros(n, m, device=dev)  # noqa: E731
         u = [zeros(2 * self.C), zeros(4 * self.C), zeros(self.C * self.k)]
         v = [x.clone() for x in u]
         s1, s2, z_in = zeros(2 * self.C), zeros(4 * self.C), zeros(self.C)
         e_prev = zeros(w_ext.shape[1]) if w_ext is not None else None
-        latents = torch.arange(self.C)
+        latents = torch.arange(self.C, device=dev)
         cands, zs = [], []
         for t in range(steps):
             if t == 0:   # image boundary: every layer ignores its input
