@@ -16,3 +16,17 @@ def tiny_cfg():
     def make(model="fsvae", *extra):
         return make_config("mnist-small", model, TINY + list(extra))
     return make
+
+
+def close(a, b, rtol: float = 1e-5) -> bool:
+    """Tensors equal to float rounding: max |a - b| within rtol of max |a|."""
+    a, b = a.detach().cpu(), b.detach().cpu()
+    scale = max(float(a.abs().max()), 1e-12)
+    return float((a - b).abs().max()) <= rtol * scale
+
+
+def neuron_params(threshold, i_decay, v_decay) -> dict:
+    """lava-dl CUBA neuron keyword arguments with neurovae's surrogate settings."""
+    return dict(threshold=threshold, current_decay=i_decay, voltage_decay=v_decay,
+                tau_grad=0.01, scale_grad=12.0)
+

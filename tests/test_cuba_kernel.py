@@ -8,22 +8,14 @@ import pytest
 import torch
 from lava.lib.dl import slayer
 
+from conftest import close, neuron_params
+
 from neurovae import cuba_kernel, spiking_block
 from neurovae.config import ConfigError
 from neurovae.models import build_model
 from neurovae.train import batch_gradients
 
 GRAD_RTOL = 1e-5
-
-
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    scale = max(float(a.abs().max()), 1e-12)
-    return float((a - b).abs().max()) <= GRAD_RTOL * scale
-
-
-def _params(threshold, i_decay, v_decay):
-    return dict(threshold=threshold, current_decay=i_decay, voltage_decay=v_decay,
-                tau_grad=0.01, scale_grad=12.0)
 
 
 def _both(run):
@@ -48,23 +40,23 @@ def test_neuron_matches_lava_dl(threshold, i_decay, v_decay):
         g = torch.randn(shape)
 
         def run():
-            neuron = slayer.neuron.cuba.Neuron(**_params(threshold, i_decay, v_decay))
+            neuron = slayer.neuron.cuba.Neuron(**neuron_params(threshold, i_decay, v_decay))
             s = neuron(x)
             return s, torch.autograd.grad(s, x, g)[0]
 
         (s_ref, g_ref), (s, g_got) = _both(run)
         assert 0.05 < float(s_ref.mean()) < 0.95
         assert torch.equal(s_ref, s)
-        assert _close(g_ref, g_got)
+        assert close(g_ref, g_got, GRAD_RTOL)
 
 
 def test_neuron_outside_the_fused_cases_keeps_lava_dl():
-    neuron = slayer.neuron.cuba.Neuron(**_params(1.25, 1.0, 0.25), persistent_state=True)
+    neuron = slayer.neuron.cuba.Neuron(**neuron_params(1.25, 1.0, 0.25), persistent_state=True)
     assert not cuba_kernel.eligible(neuron, torch.zeros(2, 3, 4))
 
 
 def _blocks():
-    p = _params(1.25, 1.0, 0.25)
+    p = neuron_params(1.25, 1.0, 0.25)
     yield "conv", slayer.block.cuba.Conv(dict(p), 4, 6, 3, stride=2, padding=1,
                                          weight_scale=6), (5, 4, 8, 8, 20)
     yield "convT", slayer.block.cuba.ConvT(dict(p), 4, 3, 4, stride=2, padding=1,
@@ -89,7 +81,7 @@ def test_block_matches_lava_dl(name):
     (s_ref, gx_ref, gw_ref), (s, gx, gw) = _both(run)
     assert s_ref.shape == s.shape and s_ref.sum() > 0
     assert torch.equal(s_ref, s)
-    assert _close(gx_ref, gx) and _close(gw_ref, gw)
+    assert close(gx_ref, gx, GRAD_RTOL) and close(gw_ref, gw, GRAD_RTOL)
 
 
 def test_block_on_graded_input_matches_lava_dl():
@@ -104,7 +96,7 @@ def test_block_on_graded_input_matches_lava_dl():
 
     (s_ref, g_ref), (s, g) = _both(run)
     assert s_ref.sum() > 0 and torch.equal(s_ref, s)
-    assert _close(g_ref, g)
+    assert close(g_ref, g, GRAD_RTOL)
 
 
 def test_block_keeps_spikes_as_bytes():
@@ -132,7 +124,7 @@ def test_training_step_matches_lava_dl(tiny_cfg, kind):
 
     (l_ref, g_ref), (l, g) = _both(run)
     assert torch.equal(l_ref, l) and len(g_ref) == len(g) > 4
-    assert all(_close(a, b) for a, b in zip(g_ref, g))
+    assert all(close(a, b, GRAD_RTOL) for a, b in zip(g_ref, g))
 
 
 def test_micro_batches_give_the_batch_gradient(tiny_cfg):
@@ -148,7 +140,7 @@ def test_micro_batches_give_the_batch_gradient(tiny_cfg):
         results.append((terms, [p.grad for p in model.parameters()]))
     (t0, g0), (t1, g1) = results
     assert t0.keys() == t1.keys() and all(abs(t0[k] - t1[k]) < 1e-6 for k in t0)
-    assert all(_close(a, b) for a, b in zip(g0, g1) if a is not None)
+    assert all(close(a, b, GRAD_RTOL) for a, b in zip(g0, g1) if a is not None)
     assert sum(float(a.abs().sum()) for a in g0 if a is not None) > 0
 
 
@@ -172,4 +164,4 @@ def test_readout_matches_synapse_and_leaky_integrator():
 
     ref, got = _both(run)
     assert ref[0].shape == (3, 2, 7, 7) and torch.equal(ref[0], got[0])
-    assert all(_close(a, b) for a, b in zip(ref[1:], got[1:]))
+    assert all(close(a, b, GRAD_RTOL) for a, b in zip(ref[1:], got[1:]))

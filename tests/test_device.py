@@ -15,6 +15,8 @@ import pytest
 import torch
 from lava.lib.dl import slayer
 
+from conftest import close, neuron_params
+
 from neurovae import checkpoint, cuba_kernel, devices, li_dynamics, spiking_block, torch_cuba
 from neurovae.hw import sampling
 from neurovae.hw.net import Layer
@@ -30,17 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def _rtol(device) -> float:
     # float32 rounding; on CUDA also the reductions' summation order
     return 1e-5 if device == "cpu" else 1e-4
-
-
-def _close(a, b, rtol=1e-5) -> bool:
-    a, b = a.detach().cpu(), b.detach().cpu()
-    scale = max(float(a.abs().max()), 1e-12)
-    return float((a - b).abs().max()) <= rtol * scale
-
-
-def _params(threshold, i_decay, v_decay):
-    return dict(threshold=threshold, current_decay=i_decay, voltage_decay=v_decay,
-                tau_grad=0.01, scale_grad=12.0)
 
 
 def _lava_dl(run):
@@ -78,7 +69,7 @@ def test_neuron_same_on_every_kernel(device, threshold, i_decay, v_decay):
         g = torch.randn(shape)
 
         def run(dev="cpu"):
-            neuron = slayer.neuron.cuba.Neuron(**_params(threshold, i_decay, v_decay)).to(dev)
+            neuron = slayer.neuron.cuba.Neuron(**neuron_params(threshold, i_decay, v_decay)).to(dev)
             xi = x.to(dev).requires_grad_()
             s = neuron(xi)
             return s, torch.autograd.grad(s, xi, g.to(dev))[0]
@@ -89,7 +80,7 @@ def test_neuron_same_on_every_kernel(device, threshold, i_decay, v_decay):
         assert 0.05 < float(s_ref.mean()) < 0.95
         assert s_dev.device.type == device
         assert torch.equal(s_ref, s_dev.cpu()) and torch.equal(s_cpu, s_dev.cpu())
-        assert _close(g_ref, g_dev, _rtol(device)) and _close(g_cpu, g_dev, _rtol(device))
+        assert close(g_ref, g_dev, _rtol(device)) and close(g_cpu, g_dev, _rtol(device))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -97,7 +88,7 @@ def test_neuron_same_on_every_kernel(device, threshold, i_decay, v_decay):
 def test_torch_kernel_equals_numba_kernel_with_delay(device, delay):
     """The two kernels side by side, the block's one-step spike delay included."""
     torch.manual_seed(1)
-    neuron = slayer.neuron.cuba.Neuron(**_params(0.7, 0.25, 0.5))
+    neuron = slayer.neuron.cuba.Neuron(**neuron_params(0.7, 0.25, 0.5))
     c = cuba_kernel.CubaConstants(neuron)
     z = torch.randn(37, 13) * 1.5
     g = torch.randn(37, 13)
@@ -107,7 +98,7 @@ def test_torch_kernel_equals_numba_kernel_with_delay(device, delay):
     assert torch.equal(spikes, s_t.cpu()) and torch.equal(volt, v_t.cpu())
     if delay:
         assert not s_t[:, 0].any()
-    assert _close(grad, torch_cuba.backward(v_t, g.to(device), c, delay), _rtol(device))
+    assert close(grad, torch_cuba.backward(v_t, g.to(device), c, delay), _rtol(device))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -132,7 +123,7 @@ def test_torch_kernel_follows_the_deploy_lif_step(device):
 
 
 def _blocks():
-    p = _params(1.25, 1.0, 0.25)
+    p = neuron_params(1.25, 1.0, 0.25)
     yield "conv", slayer.block.cuba.Conv(dict(p), 4, 6, 3, stride=2, padding=1,
                                          weight_scale=6), (5, 4, 9, 9, 20)
     yield "convT", slayer.block.cuba.ConvT(dict(p), 4, 3, 4, stride=2, padding=1,
@@ -166,7 +157,7 @@ def test_block_same_on_every_kernel(device, name):
     blk.to("cpu")
     assert as_bytes                              # the input spikes are kept as bytes
     assert s_ref.sum() > 0 and torch.equal(s_ref, s_dev)
-    assert _close(gx_ref, gx, _rtol(device)) and _close(gw_ref, gw, _rtol(device))
+    assert close(gx_ref, gx, _rtol(device)) and close(gw_ref, gw, _rtol(device))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -188,7 +179,7 @@ def test_readout_same_on_every_kernel(device):
     ref = _lava_dl(run)
     got = _torch_path(run, device)
     assert torch.equal(ref[0], got[0])
-    assert all(_close(a, b, _rtol(device)) for a, b in zip(ref[1:], got[1:]))
+    assert all(close(a, b, _rtol(device)) for a, b in zip(ref[1:], got[1:]))
 
 
 def test_exact_drive_undoes_a_rounded_convolution():
@@ -240,9 +231,9 @@ def test_training_step_same_on_every_device(tiny_cfg, device, kind):
     if device == "cpu":
         assert torch.equal(l_ref, l_dev)
     else:
-        assert _close(l_ref, l_dev, 1e-6)
+        assert close(l_ref, l_dev, 1e-6)
     assert len(g_ref) == len(g_dev) > 4
-    assert all(_close(a, b, _rtol(device)) for a, b in zip(g_ref, g_dev))
+    assert all(close(a, b, _rtol(device)) for a, b in zip(g_ref, g_dev))
 
 
 class _CpuAllocations(torch.overrides.TorchFunctionMode):
