@@ -29,11 +29,11 @@ def one_case(model: str, batch: int, steps: int, threads: int, dynamics: str,
     import torch
     from neurovae import devices, torch_cuba
     from neurovae.config import make_config
-    from neurovae.kernels import enable_cpu_kernels
+    from neurovae.kernels import enable_kernels
     from neurovae.models import build_model
     from neurovae.train import batch_gradients
     if dynamics != "lava-dl":
-        enable_cpu_kernels()
+        enable_kernels()
     torch.set_num_threads(threads)
     dev = devices.resolve(device)
     devices.prepare(dev)

@@ -8,7 +8,7 @@ which need no CUDA toolkit; both give the same spikes.
 from __future__ import annotations
 
 
-def enable_cpu_kernels() -> None:
+def enable_kernels() -> None:
     """Route lava-dl's CUBA neuron and leaky integrator through neurovae's kernels, numba on
     the CPU and torch ops elsewhere (idempotent), and keep freed memory in the process for
     SLAYER's loops."""
@@ -17,6 +17,3 @@ def enable_cpu_kernels() -> None:
     li_dynamics.install()
     cuba_kernel.install()
     keep_freed_memory()
-
-
-enable_kernels = enable_cpu_kernels   # the name says CPU for history; it serves every device

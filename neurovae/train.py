@@ -25,7 +25,7 @@ from tqdm import tqdm
 from . import checkpoint, data, devices, fileio, plots, prng
 from .config import Config
 from .errors import CheckpointError, TrainingError
-from .kernels import enable_cpu_kernels
+from .kernels import enable_kernels
 from .hw.readout import to_signed
 from .models import build_model
 
@@ -198,7 +198,7 @@ def train(cfg: Config, out_dir, resume: bool = False, progress: bool = True,
                             f"{', '.join(data.DATASETS)}")
     dev = device if isinstance(device, torch.device) else devices.resolve(device)
     devices.prepare(dev)
-    enable_cpu_kernels()
+    enable_kernels()
     dist = Distributed(dev)
     if dist.main:
         _check_run_folder(out)

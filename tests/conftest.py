@@ -2,9 +2,9 @@
 import pytest
 
 from neurovae.config import make_config
-from neurovae.kernels import enable_cpu_kernels
+from neurovae.kernels import enable_kernels
 
-enable_cpu_kernels()   # the suite trains on the kernels `neurovae train` enables
+enable_kernels()   # the suite trains on the kernels `neurovae train` enables
 
 
 TINY = ["batch_size=16", "T=4", "train_subset=64", "epochs=1", "latent=8", "k=4",
