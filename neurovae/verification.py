@@ -94,21 +94,9 @@ def compare_records(name, got_images, got_records, images, records) -> Compariso
 def float_model_run(model, x_bytes, n: int, seed: int):
     """The trained float model's latent spikes (N, latent, S) and images on the deployed
     clock: reconstruct `x_bytes`, or generate `n` images when it is None."""
-    from .hw.sampling import sampler_seed
     images = torch.arange(n if x_bytes is None else len(x_bytes))
-    if model.kind == "fsvae":
-        if x_bytes is None:
-            _, z = model.prior(model.n_steps, sampler_seed(seed, True), images)
-        else:
-            _, z = model.encode(x_bytes, seed, images)
-        return z, model.decoder(z)
-    if x_bytes is None:
-        rate = model.prior_rate(seed, images)
-        rate = torch.round(rate * model.cfg.T) / model.cfg.T   # deployable rates: count / T
-    else:
-        rate = model.posterior_rate(x_bytes)
-    z = model.spike_train(rate, seed, images)
-    return z, model.decoder(z, silent=model.sample_start)
+    z = model.latent(x_bytes, seed, images)
+    return z, model.decode(z)
 
 
 def compare_float(z, float_images, got_images, got_records) -> Comparison:

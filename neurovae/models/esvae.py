@@ -65,17 +65,26 @@ class ESVAE(torch.nn.Module):
         loss = mse + self.cfg.mmd_weight * mmd
         return dict(loss=loss, mse=mse, mmd=mmd, recon=recon, z=z, rate=r_q.mean())
 
+    def latent(self, x_bytes, seed: int, images):
+        """Deployed latent spikes z (N, C, S): from the encoder's rates for x_bytes, from the
+        prior's rates rounded to the deployable count / T when x_bytes is None."""
+        if x_bytes is None:
+            rate = torch.round(self.prior_rate(seed, images) * self.cfg.T) / self.cfg.T
+        else:
+            rate = self.posterior_rate(x_bytes)
+        return self.spike_train(rate, seed, images)
+
+    def decode(self, z):
+        """Image in [-1, 1] from latent spikes (silent before the sampling window)."""
+        return self.decoder(z, silent=self.sample_start)
+
     @torch.no_grad()
     def reconstruct(self, x_bytes, seed: int = 0, images=None):
         x_bytes = x_bytes.to(model_device(self))
-        images = _images(x_bytes, images)
-        z = self.spike_train(self.posterior_rate(x_bytes), seed, images)
-        return self.decoder(z, silent=self.sample_start)
+        return self.decode(self.latent(x_bytes, seed, _images(x_bytes, images)))
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, images=None):
         dev = model_device(self)
         images = torch.arange(n, device=dev) if images is None else images.to(dev)
-        rate = self.prior_rate(seed, images)
-        counts = torch.round(rate * self.cfg.T) / self.cfg.T   # deployable rates: count / T
-        return self.decoder(self.spike_train(counts, seed, images), silent=self.sample_start)
+        return self.decode(self.latent(None, seed, images))

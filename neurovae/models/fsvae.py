@@ -74,16 +74,24 @@ class FSVAE(torch.nn.Module):
         return dict(loss=loss, mse=mse, mmd=mmd, recon=recon, z=z,
                     rate=z.mean())
 
+    def latent(self, x_bytes, seed: int, images):
+        """Deployed latent spikes z (N, C, S): the posterior's for x_bytes, the prior's when
+        x_bytes is None."""
+        if x_bytes is None:
+            return self.prior(self.n_steps, sampler_seed(seed, True), images)[1]
+        return self.encode(x_bytes, seed, images)[1]
+
+    def decode(self, z):
+        """Image in [-1, 1] from latent spikes."""
+        return self.decoder(z)
+
     @torch.no_grad()
     def reconstruct(self, x_bytes, seed: int = 0, images=None):
         x_bytes = x_bytes.to(model_device(self))
-        images = _images(x_bytes, images)
-        _, z = self.encode(x_bytes, seed, images)
-        return self.decoder(z)
+        return self.decode(self.latent(x_bytes, seed, _images(x_bytes, images)))
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, images=None):
         dev = model_device(self)
         images = torch.arange(n, device=dev) if images is None else images.to(dev)
-        _, z = self.prior(self.n_steps, sampler_seed(seed, True), images)
-        return self.decoder(z)
+        return self.decode(self.latent(None, seed, images))
