@@ -149,7 +149,7 @@ def measure(model, net, cfg, aux: dict, *, seed: int, n_test: int, n_samples: in
     res["classifier_test_accuracy"] = float((_labels_of(clf, real) == labels).double().mean())
 
     # reconstruction cost: firing rate, SynOps, posterior latent rate
-    start = model.latent_start if model.kind == "fsvae" else model.sample_start
+    start = 0 if model.kind == "fsvae" else model.sample_start   # z's T steps (docs/clock.md)
     n_prof = min(n_profile, n_test)
     _, rec = run(net, BACKEND, x_bytes=x[:n_prof], seed=seed, record=True)
     rp = profile(net, rec, n_prof, x_bytes=x[:n_prof], ann=False)["totals"]

@@ -17,6 +17,8 @@ from neurovae.hw.net import DeployNet, Layer
 from neurovae.hw.neuron import (BIAS_MAX, BIAS_MIN, VTH_MAX, WEIGHT_MAX, WEIGHT_MIN,
                              NeuronParams)
 
+from neurovae.hw.clock import esvae_clock, fsvae_clock
+
 from .format import FORMAT_NAME, FORMAT_VERSION, NetFormatError
 from .writer import checksum
 
@@ -118,7 +120,7 @@ def _layer(g, where, in_shape, name_default) -> Layer:
     stride = pad = 0
     if spec.host_drive:
         if "drive" not in g:
-            _fail(where, "input layer lacks its 'drive' group (the host-side first conv)")
+            _fail(where, "input layer lacks its 'drive' group (the first conv, on graded image bytes)")
         d, wd = g["drive"], f"{where}/drive"
         w = _weights(d, "weight", wd)
         in_shape = tuple(_ints(d, "inShape", wd, shape=(3,), lo=1, hi=1 << 16))
@@ -225,6 +227,10 @@ def _read(f, path) -> DeployNet:
                    f"up to {FORMAT_VERSION}. Upgrade neurovae")
     if version < 1:
         _fail("/", f"invalid format version {version}")
+    if version < FORMAT_VERSION:
+        _fail("/", f"format version {version} runs on the old single clock, which this neurovae "
+                   f"no longer runs (version {FORMAT_VERSION}: the phase clock of stock Lava "
+                   f"processes). Retrain the model with this version and export it again")
     _prescan(f)
     stored = _attr(f, "checksum", "/", str)
     if stored != checksum(f):
@@ -265,17 +271,21 @@ def _read(f, path) -> DeployNet:
         for st, layers in (("posterior", net.posterior), ("prior", net.prior)):
             if len(layers) != 3 or layers[-1].out_shape != (C * k,):
                 _fail(st, f"must be 3 dense layers ending in {C}*{k} candidates")
-        if sm.get("type") != "pick" or sm.get("k") != k:
-            _fail("sampler", f"an FSVAE sampler must be type 'pick' with k={k}")
+        if sm.get("type") != "pick" or sm.get("k") != k or sm.get("T") != T:
+            _fail("sampler", f"an FSVAE sampler must be type 'pick' with k={k} and T={T}")
+        if S != fsvae_clock(T).n_steps:
+            _fail("/", f"n_steps {S} is not the FSVAE clock's {fsvae_clock(T).n_steps} for T={T}")
     else:
-        if sm.get("type") != "rate" or not all(isinstance(sm.get(x), int) for x in
-                                               ("window_start", "sample_start", "T")):
-            _fail("sampler", "an ESVAE sampler must be type 'rate' with window_start, "
+        clock = esvae_clock(T)
+        if sm.get("type") != "window" or not all(isinstance(sm.get(x), int) for x in
+                                                 ("window_start", "sample_start", "T")):
+            _fail("sampler", "an ESVAE sampler must be type 'window' with window_start, "
                              "sample_start and T")
         if sm["T"] != T:
             _fail("sampler", f"T {sm['T']} differs from the model's T {T}")
-        if not (0 <= sm["window_start"] < sm["sample_start"] and sm["sample_start"] + T <= S):
-            _fail("sampler", "windows do not fit the clock")
+        if (S, sm["window_start"], sm["sample_start"]) != (
+                clock.n_steps, clock.window_start, clock.sample_start):
+            _fail("sampler", f"windows do not fit the ESVAE clock for T={T}")
         if "prior" not in f:
             _fail("prior", "missing group")
         p = f["prior"]

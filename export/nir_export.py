@@ -9,11 +9,12 @@ either a node of the file or named in that list.
 What the graph means
 --------------------
 The graph describes connectivity and neuron dynamics, NOT Loihi's step timing. On Loihi
-(and in `neurovae.sim`) every connection delivers at step t the spikes of step
-t-1, the input drive acts within its step, and every population ignores its input at
-t = 0; NIR's per-node semantics have no such 1-step synaptic delay (NIR's own reference
-Euler step even lets v see the previous step's current). A simulator running this graph
-therefore reproduces each population's dynamics, not the spike-for-spike schedule.
+(and in `neurovae.sim`) each population runs in its own phase window (docs/clock.md):
+inside a window a connection delivers within the step, every population starts each
+image from zero, and the FSVAE loop feeds z back four steps later; NIR's per-node
+semantics have no phases or loop latency (NIR's own reference Euler step even lets v see
+the previous step's current). A simulator running this graph therefore reproduces each
+population's dynamics, not the spike-for-spike schedule.
 It does not reproduce Loihi's integer arithmetic either (rounding of the input drive,
 decays truncated toward zero, 24-bit states): parameters are the exact floats of the
 integers.
@@ -209,17 +210,18 @@ def _skipped(net: DeployNet) -> list[str]:
     if net.kind == "fsvae":
         out.append(
             f"sampler: FSVAE k-candidate pick (k={net.k}) picks one of k candidate spikes "
-            f"per latent each step with a counter-based PRNG, a stochastic custom "
-            f"operation with no NIR primitive; it closes the posterior/prior feedback loop "
+            f"per latent each step (on Lava: AND neurons with the host's PRNG selectors), "
+            f"a stochastic operation with no NIR primitive; it closes the posterior/prior feedback loop "
             f"(layer 3 candidates -> sampler -> z -> layer 1), so the loop is cut there: "
             f"the candidates are graph Outputs and z a graph Input")
     else:
         s = net.sampler
         out.append(
-            f"sampler: ESVAE Bernoulli rate sampler counts encoder spikes over steps "
-            f"[{s.get('window_start')}, {s.get('sample_start')}) and then for T={net.T} "
-            f"steps spikes when (PRNG mod T) < count, a stochastic custom operation with "
-            f"no NIR primitive; the encoder spikes are a graph Output and z a graph Input")
+            f"sampler: ESVAE window sampler takes, at each of T={net.T} steps from step "
+            f"{s.get('sample_start')}, the encoder's spike at a PRNG-chosen step of its "
+            f"window [{s.get('window_start')}, {s.get('sample_start')}) (on Lava: delayed "
+            f"synapses into AND neurons with the host's selectors), a stochastic operation "
+            f"with no NIR primitive; the encoder spikes are a graph Output and z a graph Input")
         out.append(
             "prior_linear: ESVAE prior draws integer Gaussian noise (Irwin-Hall from the "
             "PRNG), applies an integer linear layer and counts sigmoid thresholds; NIR has "
@@ -228,8 +230,8 @@ def _skipped(net: DeployNet) -> list[str]:
         "readout/tanh: the image is tanh(v) of the readout integrators after the last "
         "step; NIR 1.0 has no tanh, so the readout graph outputs v (float units)")
     out.append(
-        "timing and integer arithmetic: Loihi's 1-step synaptic delay per connection, the "
-        "zero input at step 0, the input drive rounded half to even to 1/64, decays "
+        "timing and integer arithmetic: the per-population phase windows, the loop's "
+        "4-step latency, the input drive floored to 1/64, decays "
         "truncated toward zero and 24-bit states; the graph gives connectivity and "
         "neuron dynamics with the exact float parameters")
     return out
@@ -324,7 +326,7 @@ def to_nir_graph(net: DeployNet) -> tuple["nir.NIRGraph", list[str]]:
             "n_steps": int(net.n_steps), "T": int(net.T), "latent": int(net.latent),
             "k": int(net.k), "stages": ",".join(stages),
             "semantics": "connectivity and CUBA LIF dynamics, not Loihi's step timing "
-                         "(each Loihi connection delays spikes by one step)",
+                         "(per-population phase windows, docs/clock.md)",
             "units": "float units = hardware / 4096; weight = int/64; threshold = "
                      "vth_mant/64; tau = 4096/decay (1e9 for decay 0); r = tau_mem; "
                      "w_in = tau_syn; v_reset = 0; image input = bytes/256",

@@ -17,7 +17,7 @@ from neurovae import prng
 from neurovae.hw.net import DeployNet, Layer
 from neurovae.fileio import atomic_path
 
-from .format import FORMAT_NAME, FORMAT_VERSION, INPUT_ENCODING, READOUT_SCALING
+from .format import CLOCK, FORMAT_NAME, FORMAT_VERSION, INPUT_ENCODING, READOUT_SCALING
 
 STR = h5py.string_dtype()
 
@@ -40,7 +40,7 @@ def _layer(g, layer: Layer):
     g.attrs["name"] = np.bytes_(layer.name)
     _str(g, "type", spec.file_type)
     g.create_dataset("shape", data=np.array(layer.out_shape, np.int64))
-    # the input layer's convolution is the host's drive: its synapse lives in `drive`
+    # the input layer's convolution takes the graded image bytes: its synapse lives in `drive`
     syn = g.create_group("drive") if spec.host_drive else g
     syn.create_dataset("inShape", data=np.array(layer.in_shape, np.int64))
     syn.create_dataset("weight", data=np.asarray(layer.weight, np.int16))
@@ -126,17 +126,18 @@ def write(net: DeployNet, path) -> None:
             a["format"], a["format_version"] = FORMAT_NAME, FORMAT_VERSION
             a["model_kind"], a["T"], a["latent"], a["k"] = net.kind, net.T, net.latent, net.k
             a["image_shape"] = np.array(net.image_shape, np.int64)
-            a["n_steps"] = net.n_steps
+            a["n_steps"], a["clock"] = net.n_steps, CLOCK
             a["prng_algorithm"], a["prng_seed"] = prng.ALGORITHM, net.seed
             a["input_encoding"], a["readout_scaling"] = INPUT_ENCODING, READOUT_SCALING
             a["readout_leak"] = net.readout.neuron.v_decay / 4096
             a["config_json"] = json.dumps(net.config)
             _stage(f, "encoder", net.encoder, flatten_before_dense=True,
-                   description="input layer (host drive) -> stride-2 convs -> dense")
+                   description="input layer (graded image bytes) -> stride-2 convs -> dense")
             if net.kind == "fsvae":
                 _stage(f, "posterior", net.posterior,
-                       inputs="layer/0 takes concat(encoder output, sampler z), latency 1 each")
-                _stage(f, "prior", net.prior, inputs="layer/0 takes sampler z, latency 1")
+                       inputs="layer/0 takes concat(encoder output, sampler z); z arrives "
+                              "4 steps later (the loop's latency), the encoder within the step")
+                _stage(f, "prior", net.prior, inputs="layer/0 takes sampler z, 4 steps later")
             else:
                 g = f.create_group("prior")
                 g.attrs["type"] = np.bytes_(b"linear_sigmoid_rate")

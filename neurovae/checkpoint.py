@@ -19,6 +19,9 @@ import torch
 from .config import Config, ConfigError
 from .errors import CheckpointError
 from .fileio import atomic_path
+from .hw.clock import CLOCK
+
+SPIKING = ("fsvae", "esvae")      # models whose weights are trained for one clock
 
 FORMAT = "neurovae-checkpoint"
 VERSION = 2
@@ -66,6 +69,7 @@ def save(path, *, cfg: Config, model, optimizer=None, epoch: int, metrics: list 
          extra: dict | None = None) -> None:
     state = {
         "format": FORMAT, "version": VERSION, "config": cfg.to_dict(), "epoch": int(epoch),
+        "clock": CLOCK,
         "model": _on_cpu(model.state_dict()),
         "optimizer": _on_cpu(optimizer.state_dict()) if optimizer is not None else None,
         "rng": torch.get_rng_state(), "metrics": list(metrics or []),
@@ -167,6 +171,11 @@ def load(path, map_location="cpu") -> dict:
         state["config"] = Config.from_dict(state["config"]).validate()
     except (ConfigError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{p} holds an invalid config ({exc})") from None
+    if state["config"].model in SPIKING and state.get("clock") != CLOCK:
+        raise CheckpointError(f"{p} holds a {state['config'].model} trained on the old single "
+                              f"clock, which this neurovae no longer runs (it runs the "
+                              f"'{CLOCK}' clock of stock Lava processes); retrain it with "
+                              f"'neurovae train'")
     partial = state.get("partial")
     if partial is not None and not _valid_partial(partial):
         raise CheckpointError(f"{p} holds an invalid mid-epoch position; the file is damaged")

@@ -79,11 +79,11 @@ def from_model(model, seed: int = 0) -> DeployNet:
     if model.kind == "fsvae":
         net.posterior = _loop(model.posterior, cfg, p, "post")
         net.prior = _loop(model.prior, cfg, p, "prior")
-        net.sampler = {"type": "pick", "k": cfg.k, "latent_start": model.latent_start}
+        net.sampler = {"type": "pick", "k": cfg.k, "T": cfg.T}
     else:
         w = model.prior.weight.detach().double() * math.sqrt(3) * 2 ** PRIOR_WEIGHT_SHIFT
         b = model.prior.bias.detach().double() * 2 ** SIGMOID_SHIFT
-        net.sampler = {"type": "rate", "window_start": model.window_start,
+        net.sampler = {"type": "window", "window_start": model.window_start,
                        "sample_start": model.sample_start, "T": cfg.T}
         net.prior_linear = {"weight": torch.round(w).long().numpy(),
                             "bias": torch.round(b).long().numpy(),

@@ -65,7 +65,12 @@ def _plan(net: DeployNet, mode: str) -> list:
         for l in loop:
             rows.append((stage, l, f"latent/{l.name}", prev))
             prev = [f"latent/{l.name}"]
-    rows.append(("sampler", None, "sampler/z", []))
+    if net.kind == "fsvae":
+        rows.append(("sampler", None, "sampler/z", [f"latent/{loop[-1].name}"]))
+    elif recon:
+        rows.append(("sampler", None, "sampler/z", [f"encoder/{net.encoder[-1].name}"]))
+    else:
+        rows.append(("sampler-host", None, "sampler/z", []))
     prev = "sampler/z"
     for l in net.decoder:
         rows.append(("decoder", l, f"decoder/{l.name}", [prev]))
@@ -95,24 +100,69 @@ def _neuron_counts(records: dict, key: str, n_images: int) -> np.ndarray:
 
 def _image_counts(net: DeployNet, x_bytes, n_images: int):
     """Graded input messages per pixel (nonzero bytes x drive steps), and whether exact."""
-    steps = net.n_steps - 1                       # the drive acts at t = 1 .. S-1
+    steps = net.n_steps                           # the bytes arrive at every step
     if x_bytes is None:
         return np.full(int(np.prod(net.image_shape)), n_images * steps, np.int64), False
     x = np.asarray(x_bytes).reshape(n_images, -1)
     return (x != 0).sum(0, dtype=np.int64) * steps, True
 
 
-def _layer_row(stage, layer, own, sources, records, n, S, x_counts, lim) -> dict:
-    if layer is None:                             # the sampler: no synapses, no core neurons
-        spikes = float(_neuron_counts(records, own, n).sum()) / n
+def and_repeat(net: DeployNet, generate: bool) -> int:
+    """AND neurons per latent on the graph (docs/clock.md): FSVAE's k candidates, ESVAE's
+    2T-1 window delays; 0 where the host streams z (ESVAE generation)."""
+    if net.kind == "fsvae":
+        return net.k
+    return 0 if generate else 2 * net.T - 1
+
+
+def _sampler_row(net, stage, own, sources, records, n, S, lim) -> dict:
+    """The AND neurons that pick z: one synapse each from its candidate (FSVAE) or one
+    delayed synapse per window step from the encoder (ESVAE); none when the host streams z."""
+    r = and_repeat(net, stage == "sampler-host")
+    spikes = float(_neuron_counts(records, own, n).sum()) / n
+    if not r:
         neurons = int(np.asarray(records[own]).shape[1])
-        return dict(stage=stage, name="z", kind="sampler", on_cores=False, neurons=neurons,
+        return dict(stage="sampler", name="z", kind="host", on_cores=False, neurons=neurons,
                     synapses=0, synapses_dense=0, fan_in_mean=0.0, fan_in_max=0,
                     fan_out_mean=0.0, fan_out_max=0, sources=[], spikes_per_image=spikes,
                     synops_per_image=0.0, neuron_updates_per_image=0,
                     firing_rate=spikes / (neurons * S), synapse_bytes=0, cores=0)
+    neurons = net.latent * r
+    src = float(_neuron_counts(records, sources[0], n).sum()) / n
+    fan_out = 1 if net.kind == "fsvae" else r           # FSVAE: candidate -> its AND neuron
+    syn = neurons
+    sbytes = syn * lim["bytes_per_synapse"]
+    cores = max(math.ceil(neurons / lim["neurons_per_core"]),
+                math.ceil(sbytes / lim["synapse_mem_bytes"]))
+    return dict(stage="sampler", name="and", kind="and", on_cores=True, neurons=neurons,
+                synapses=syn, synapses_dense=syn * (1 if net.kind == "fsvae" else net.latent),
+                fan_in_mean=1.0, fan_in_max=1, fan_out_mean=float(fan_out), fan_out_max=fan_out,
+                sources=list(sources), spikes_per_image=spikes,
+                synops_per_image=src * fan_out, neuron_updates_per_image=neurons * S,
+                firing_rate=spikes / (neurons * S), synapse_bytes=sbytes, cores=cores)
+
+
+def _z_columns(net: DeployNet, stage: str, layer: Layer) -> int:
+    """How many leading input columns of `layer` are not z (its z columns follow them)."""
+    if stage == "decoder" and layer is net.decoder[0]:
+        return 0
+    if stage in ("posterior", "prior") and layer is net.loop(stage == "prior")[0]:
+        return layer.n_in - net.latent
+    return -1
+
+
+def _layer_row(stage, layer, own, sources, records, n, S, x_counts, lim, net=None) -> dict:
+    if layer is None:
+        return _sampler_row(net, stage, own, sources, records, n, S, lim)
     fan_in, fan_out = _fans(layer)
-    syn = layer.spec.synapse_count(layer)
+    syn, dense = layer.spec.synapse_count(layer), layer.n_in * layer.n_out
+    first_z = _z_columns(net, stage, layer)
+    if first_z >= 0:           # z arrives from AND neurons: the latent's weights repeated
+        r = and_repeat(net, generate=not any(k.startswith("encoder/") for k in records))
+        if r > 1:
+            w = np.asarray(layer.weight)
+            syn += (r - 1) * int((w[:, first_z:] != 0).sum())
+            dense += (r - 1) * net.latent * layer.n_out
     counts = np.concatenate([x_counts if k == "image" else _neuron_counts(records, k, n)
                              for k in sources])
     if len(counts) != layer.n_in:
@@ -123,7 +173,7 @@ def _layer_row(stage, layer, own, sources, records, n, S, x_counts, lim) -> dict
     cores = max(math.ceil(neurons / lim["neurons_per_core"]),
                 math.ceil(sbytes / lim["synapse_mem_bytes"]))
     return dict(stage=stage, name=layer.name, kind=layer.kind, on_cores=True, neurons=neurons,
-                synapses=syn, synapses_dense=layer.n_in * layer.n_out,
+                synapses=syn, synapses_dense=dense,
                 fan_in_mean=float(fan_in.mean()), fan_in_max=int(fan_in.max(initial=0)),
                 fan_out_mean=float(fan_out.mean()), fan_out_max=int(fan_out.max(initial=0)),
                 sources=list(sources), spikes_per_image=float(spikes),
@@ -171,9 +221,11 @@ def _assumptions(lim: dict, x_exact: bool, mode: str) -> list:
          "synaptic memory per core)); synapses stored at the destination core; no core "
          f"shared between layers; {lim['cores_per_chip']} usable cores per chip (128 per "
          "chip, Lava maps 120)",
-         "samplers: counted with no cores and no neuron updates (today they are neurovae "
-         "Python processes on the host; the ESVAE prior's latent x latent linear, once per "
-         "generated image, is not counted)",
+         "samplers: AND neurons on cores (FSVAE: latent x k, one synapse from each "
+         "candidate; ESVAE: latent x (2T-1), one delayed synapse from the encoder each), "
+         "with the latent's weights repeated into the next layers; the host's selector bits "
+         "enter their a_in and are not counted as SynOps. ESVAE generation: the host computes "
+         "the prior and streams z (no cores)",
          "SynOps = sum over presynaptic spikes of the source neuron's fan-out into the layer",
          "energy: Loihi 1 pre-silicon figures (Davies et al., IEEE Micro 2018): "
          f"{PJ_SYNOP} pJ/SynOp, {PJ_NEURON_INACTIVE}/{PJ_NEURON_ACTIVE} pJ per inactive/"
@@ -188,9 +240,9 @@ def _assumptions(lim: dict, x_exact: bool, mode: str) -> list:
          f"ANN VAE baseline: MACs x {PJ_MAC_FP32} pJ (Horowitz, ISSCC 2014, 45 nm fp32); "
          "MACs of Conv/ConvT/Linear only, padding taps included"]
     if mode == "reconstruction":
-        a.append("input layer: the image enters as graded messages, each nonzero pixel once "
-                 "per step the drive acts (S-1 steps), SynOps = those x the pixel's fan-out "
-                 "in the drive convolution (the Lava graph computes the drive on the host)"
+        a.append("input layer: the image enters as graded 8-bit messages, each nonzero pixel "
+                 "once per step (S steps), SynOps = those x the pixel's fan-out in the first "
+                 "convolution (a Sparse connection on the chip)"
                  + ("" if x_exact else "; images not given, so every pixel counts as "
                     "nonzero: an upper bound"))
     return a
@@ -210,7 +262,7 @@ def profile(net: DeployNet, records: dict, n_images: int, x_bytes=None, *,
     lim = dict(neurons_per_core=neurons_per_core, synapse_mem_bytes=synapse_mem_bytes,
                bytes_per_synapse=bytes_per_synapse, cores_per_chip=cores_per_chip)
     x_counts, x_exact = _image_counts(net, x_bytes, n_images)
-    rows = [_layer_row(*p, records, n_images, S, x_counts, lim) for p in _plan(net, mode)]
+    rows = [_layer_row(*p, records, n_images, S, x_counts, lim, net) for p in _plan(net, mode)]
     stages = {}
     for r in rows:
         stages.setdefault(r["stage"], []).append(r)

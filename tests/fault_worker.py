@@ -270,7 +270,7 @@ def corrupt_net(good: Path, ckpt: Path, kind: str, dst: Path, pwned: Path) -> Pa
             g.create_dataset("shape", data=np.array([1, 28, 28], np.int64))
     elif kind == "wrong-version":
         dst.unlink(missing_ok=True)
-        _edited(good, dst, _set_attr("/", "format_version", 2), rechecksum=True)
+        _edited(good, dst, _set_attr("/", "format_version", 99), rechecksum=True)
     elif kind == "pickle":
         dst.write_bytes(pickle.dumps(Boom(pwned)))
     elif kind == "pickle-in-zip":

@@ -386,10 +386,16 @@ def test_edit_with_new_checksum_is_caught_by_the_validators(fsvae_file, folder, 
 
 @pytest.mark.parametrize("rechecksum", [False, True])
 def test_newer_format_version_asks_for_an_upgrade(fsvae_file, folder, rechecksum):
-    path = _edited(fsvae_file[0], folder / f"v2-{rechecksum}.net",
-                   _set_attr("/", "format_version", 2), rechecksum)
+    path = _edited(fsvae_file[0], folder / f"v3-{rechecksum}.net",
+                   _set_attr("/", "format_version", 3), rechecksum)
     msg = _error(path).lower()
     assert "newer" in msg and "upgrade" in msg, msg
+
+
+def test_old_clock_format_asks_for_a_retrained_model(fsvae_file, folder):
+    path = _edited(fsvae_file[0], folder / "v1.net", _set_attr("/", "format_version", 1), True)
+    msg = _error(path)
+    assert "version 1" in msg and "old single clock" in msg and "Retrain" in msg, msg
 
 
 def test_plain_netx_file_is_not_a_neurovae_network(folder):

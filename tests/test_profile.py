@@ -40,7 +40,7 @@ def _net() -> DeployNet:
                     NeuronParams(4096, 819, 2 ** 17 - 1), bias=np.array([0]))
     return DeployNet(kind="fsvae", image_shape=(1, 3, 3), T=2, latent=1, k=2, n_steps=S,
                      encoder=enc, decoder=dec, readout=readout, posterior=post, prior=prior,
-                     sampler={"type": "pick", "k": 2, "latent_start": 5})
+                     sampler={"type": "pick", "k": 2, "T": 1})
 
 
 def _spikes(neurons, events):
@@ -98,20 +98,27 @@ def test_counts_match_hand_counts():
     assert (inp["neurons"], inp["synapses"], inp["synapses_dense"]) == (8, 28, 72)
     assert (inp["fan_in_mean"], inp["fan_in_max"]) == (3.5, 4)
     assert (inp["fan_out_mean"], inp["fan_out_max"]) == (28 / 9, 7)
-    # graded input: (27 for image 0 + 7 for image 1) x 4 drive steps, over 2 images
-    assert inp["synops_per_image"] == (27 + 7) * 4 / 2
+    # graded input: (27 for image 0 + 7 for image 1) x 5 steps, over 2 images
+    assert inp["synops_per_image"] == (27 + 7) * 5 / 2
     expect = {  # layer: (spikes per image, SynOps per image)
-        "encoder/input": (3, 68), "encoder/dense": (1, 2), "posterior/post1": (1, 4),
-        "posterior/post2": (1, 4), "posterior/post3": (0, 1), "sampler/z": (1.5, 0),
+        "encoder/input": (3, 85), "encoder/dense": (1, 2), "posterior/post1": (1, 4),
+        "posterior/post2": (1, 4), "posterior/post3": (0, 1), "sampler/and": (1.5, 0),
         "decoder/dense": (1.5, 4.5), "decoder/convT0": (1, 4.5), "readout/readout": (0, 2.5)}
     assert {k: (v["spikes_per_image"], v["synops_per_image"]) for k, v in r.items()} == expect
     assert r["posterior/post1"]["sources"] == ["encoder/dense", "sampler/z"]
     assert r["encoder/input"]["neuron_updates_per_image"] == 8 * S
-    assert r["sampler/z"]["neuron_updates_per_image"] == 0 and not r["sampler/z"]["on_cores"]
+    # the AND neurons: k = 2 per latent on cores, one synapse each from its candidate
+    a = r["sampler/and"]
+    assert (a["neurons"], a["synapses"], a["on_cores"]) == (2, 2, True)
+    assert a["neuron_updates_per_image"] == 2 * S and a["sources"] == ["latent/post3"]
+    # z's consumers hold the latent's weights once per AND neuron: 2 of post1's 3 synapses
+    # and all 3 of the decoder dense's come from z, so they count twice
+    assert (r["posterior/post1"]["synapses"], r["posterior/post1"]["synapses_dense"]) == (5, 6)
+    assert (r["decoder/dense"]["synapses"], r["decoder/dense"]["synapses_dense"]) == (6, 8)
     assert inp["firing_rate"] == 3 / (8 * S)
     t = rep["totals"]
-    assert t["synops_per_image"] == 90.5 and t["spikes_per_image"] == 10
-    assert t["neuron_updates_per_image"] == (8 + 1 + 2 + 4 + 2 + 4 + 16 + 9) * S
+    assert t["synops_per_image"] == 107.5 and t["spikes_per_image"] == 10
+    assert t["neuron_updates_per_image"] == (8 + 1 + 2 + 4 + 2 + 2 + 4 + 16 + 9) * S
 
 
 def test_cores_and_energy_arithmetic():
@@ -119,17 +126,17 @@ def test_cores_and_energy_arithmetic():
                        bytes_per_synapse=2, cores_per_chip=5, ann=False)
     cores = {k: v["cores"] for k, v in _rows(rep).items()}
     assert cores == {"encoder/input": 4, "encoder/dense": 1, "posterior/post1": 1,
-                     "posterior/post2": 1, "posterior/post3": 1, "sampler/z": 0,
+                     "posterior/post2": 1, "posterior/post3": 1, "sampler/and": 1,
                      "decoder/dense": 1, "decoder/convT0": 4, "readout/readout": 5}
-    assert rep["placement"]["cores"] == 18 and rep["placement"]["chips"] == 4
+    assert rep["placement"]["cores"] == 19 and rep["placement"]["chips"] == 4
     e = rep["energy"]["snn"]
-    assert e["synops_pj"] == pytest.approx(90.5 * 23.6)
-    assert e["neuron_pj"] == pytest.approx(8.5 * 81 + (230 - 8.5) * 52)
+    assert e["synops_pj"] == pytest.approx(107.5 * 23.6)
+    assert e["neuron_pj"] == pytest.approx(10 * 81 + (240 - 10) * 52)
     assert e["spike_pj"] == pytest.approx(10 * 1.7)
-    assert e["total_pj"] == pytest.approx(90.5 * 23.6 + 8.5 * 81 + 221.5 * 52 + 17)
+    assert e["total_pj"] == pytest.approx(107.5 * 23.6 + 10 * 81 + 230 * 52 + 17)
     assert rep["energy"]["label"] == "estimate" and rep["energy"]["ann"] is None
     b = rep["energy"]["loihi2_upper_bound"]        # Hala Point: 2600 W / 380 T, / 240 T
-    assert b["total_pj"] == pytest.approx(90.5 * 2600 / 380 + 230 * 2600 / 240)
+    assert b["total_pj"] == pytest.approx(107.5 * 2600 / 380 + 240 * 2600 / 240)
     assert any("Davies" in a for a in rep["assumptions"])
 
 
@@ -143,7 +150,7 @@ def test_generation_mode_and_missing_images():
     assert _rows(rep)["prior/prior1"]["synops_per_image"] == 3 * 2 / 2   # z only, fan-out 2
     up = prof.profile(net, rec, N, ann=False)      # no images: every pixel counts
     assert not up["input_exact"] and any("upper bound" in a for a in up["assumptions"])
-    assert _rows(up)["encoder/input"]["synops_per_image"] == 28 * 4
+    assert _rows(up)["encoder/input"]["synops_per_image"] == 28 * S
     with pytest.raises(ValueError, match="latent/prior1"):
         prof.profile(net, {"sampler/z": rec["sampler/z"]}, N, ann=False)
 
@@ -176,8 +183,13 @@ def test_emulator_run_totals_are_consistent(tmp_path):
     layers = {l.name: l for l in net.encoder + net.posterior}
     for r in rep["stages"]["encoder"]["layers"] + rep["stages"]["posterior"]["layers"]:
         m = layers[r["name"]].spec.unrolled(layers[r["name"]])
-        assert r["synapses"] == np.count_nonzero(m if isinstance(m, np.ndarray) else m.data)
-        assert r["fan_in_mean"] * r["neurons"] == pytest.approx(r["synapses"])
+        nonzero = np.count_nonzero(m if isinstance(m, np.ndarray) else m.data)
+        if r["name"] == net.posterior[0].name:     # z's columns, once per AND neuron (k)
+            from_z = np.count_nonzero(np.asarray(net.posterior[0].weight)[:, -net.latent:])
+            assert r["synapses"] == nonzero + (net.k - 1) * from_z
+        else:
+            assert r["synapses"] == nonzero
+            assert r["fan_in_mean"] * r["neurons"] == pytest.approx(r["synapses"])
         key = ("encoder/" if r["stage"] == "encoder" else "latent/") + r["name"]
         assert r["spikes_per_image"] == rec[key].sum().item() / 2
     json.dumps(rep)                                   # plain numbers and text only

@@ -180,6 +180,21 @@ def test_checkpoint_without_digest_from_version_1_still_loads(files, tmp_path):
     assert checkpoint.load(tmp_path / "v1.pt")["epoch"] == 1
 
 
+def test_spiking_checkpoint_of_the_old_clock_is_refused_and_exits_2(files, tmp_path):
+    state = torch.load(files["checkpoint"], weights_only=True)
+    del state["clock"]                    # written before the phase clock
+    state["digest"] = checkpoint.digest(state)
+    run = tmp_path / "old"
+    run.mkdir()
+    torch.save(state, run / checkpoint.FILENAME)
+    with pytest.raises(CheckpointError, match="old single clock.*retrain"):
+        checkpoint.load(run / checkpoint.FILENAME)
+    res = subprocess.run(CLI + ["export", str(tmp_path / "m.net"), "--from", str(run)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "old single clock" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "m.net").exists()
+
+
 # ---------------------------------------------------------------- bad arguments
 
 def _readonly_dir(tmp_path) -> Path:

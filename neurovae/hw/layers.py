@@ -19,7 +19,7 @@ class LayerKind:
     file_type = ""              # the `type` string in a .net file (netx's names)
     spatial = True
     transposed = False
-    host_drive = False          # the host computes it as the input drive (its `drive` group)
+    host_drive = False          # fed by the host's image bytes as graded spikes (`drive` group)
     in_nir = True               # NIR 1.0 has a primitive for this connection
 
     # ---- shapes and arithmetic
@@ -74,7 +74,7 @@ class Conv(LayerKind):
 
 
 class Input(Conv):
-    """The first convolution, computed as an integer drive of the image bytes."""
+    """The first convolution: image bytes as graded spikes through a Sparse (weight_exp -8)."""
     name = file_type = "input"
     host_drive = True
 

@@ -1,5 +1,9 @@
-"""The samplers' rules, written once for numpy and torch: FSVAE's k-candidate pick and
-ESVAE's Bernoulli rate spikes and integer prior, with the seeds and the image clock.
+"""The samplers' rules, written once for numpy and torch: FSVAE's k-candidate pick,
+ESVAE's pick of one window step and its integer prior, with the seeds and the image clock.
+
+On the graph both picks are AND neurons: a candidate (FSVAE) or a delayed encoder spike
+(ESVAE) and a one-hot selector the host streams in must arrive in the same step. The
+selectors come from the counter PRNG, so they are the same numbers the rules draw here.
 
 Every draw comes from the counter PRNG (`neurovae.prng`), a pure function of (seed, image,
 step, neuron), so training, the simulators and the Lava processes draw the same numbers.
@@ -12,10 +16,16 @@ import numpy as np
 import torch
 
 from .. import prng
+from .neuron import NeuronParams
 
 SIGMOID_SHIFT = 24          # ESVAE prior: y = W eps in units of 2**-24
 PRIOR_WEIGHT_SHIFT = 8      # ESVAE prior weights in units of 2**-8 (sqrt(3) folded in)
 EPS_SCALE = math.sqrt(3) / 65536   # integer Gaussian -> eps ~ N(0, 1)
+
+# AND neurons: two inputs of AND_WEIGHT in one step cross the threshold, one does not, and
+# nothing carries over (current decay 4096; voltage decay 4095 leaves < 1 unit of one input)
+AND_WEIGHT = 2
+AND_NEURON = NeuronParams(i_decay=4096, v_decay=4095, vth_mant=3)
 
 
 def _torch(x) -> bool:
@@ -59,6 +69,14 @@ def pick(c, k: int, seed: int, images, step: int):
     return np.take_along_axis(c, idx[..., None], 2)[..., 0]
 
 
+def pick_selector(like, k: int, seed: int, images, step: int, latent: int):
+    """The host's one-hot selectors at `step`: (N, latent*k), 1 at candidate (i, j(i))."""
+    idx = pick_index(like, seed, images, step, latent, k)
+    if _torch(like):
+        return torch.nn.functional.one_hot(idx, k).reshape(len(images), latent * k)
+    return np.eye(k, dtype=np.int64)[idx].reshape(len(images), latent * k)
+
+
 def rate_draw(seed: int, images, steps, latents, T: int):
     """ESVAE's uniform draws m in [0, T) for broadcastable image, step and latent indices."""
     return _randint(images, seed, images, steps, latents, T)
@@ -68,6 +86,31 @@ def rate_spikes(counts, T: int, seed: int, images, step: int):
     """ESVAE Bernoulli spikes at `step`: (PRNG mod T) < count, so P(spike) = count / T."""
     m = rate_draw(seed, images[:, None], step, _arange(counts, counts.shape[1])[None, :], T)
     return (m < counts).long() if _torch(counts) else (m < counts).astype(np.int64)
+
+
+def window_pick(window, T: int, seed: int, images, step: int):
+    """ESVAE's sampler: z_i = the encoder's spike at step m of its rate window, m uniform
+    in [0, T) from the PRNG, so P(z_i = 1) = count_i / T. window (N, C, T) -> (N, C)."""
+    n, c, _ = window.shape
+    m = rate_draw(seed, images[:, None], step, _arange(window, c)[None, :], T)
+    if _torch(window):
+        return window.gather(2, m.unsqueeze(-1)).squeeze(-1)
+    return np.take_along_axis(window, m[..., None], 2)[..., 0]
+
+
+def window_delays(T: int):
+    """The delays d = 1 .. 2T-1 of ESVAE's AND neurons: the one at d holds step s - d."""
+    return np.arange(1, 2 * T)
+
+
+def window_selector(like, T: int, seed: int, images, step: int, latent: int):
+    """The host's one-hot selectors at sampling `step`: (N, latent*(2T-1)), 1 at the AND
+    neuron (i, d) whose delay d = step - m_i reaches back to window step m_i."""
+    m = rate_draw(seed, images[:, None], step, _arange(like, latent)[None, :], T)
+    d = step - m - 1                        # index of delay step - m among 1 .. 2T-1
+    if _torch(like):
+        return torch.nn.functional.one_hot(d, 2 * T - 1).reshape(len(images), -1)
+    return np.eye(2 * T - 1, dtype=np.int64)[d].reshape(len(images), -1)
 
 
 def in_window(sampler: dict, t: int) -> tuple[bool, bool]:

@@ -1,9 +1,11 @@
 """The step-by-step reference simulator of the deployed Lava graph (the `reference` backend).
 
-Runs a `DeployNet` one hardware step at a time with Loihi's integer arithmetic, vectorized
-over images: at t = 0 every population starts from zero and ignores its input; every
-connection delivers at t the spikes of t-1; the input drive and the samplers act within the
-step. Synaptic sums are exact integers (float64 convolutions of integers stay exact here).
+Runs a `DeployNet` one step of the phase clock (`neurovae.hw.clock`) at a time with Loihi's
+integer arithmetic, vectorized over images: every population starts its window from zero;
+a connection delivers a step's spikes within that step of the next population's window;
+only the FSVAE feedback z -> L1 arrives LOOP_LATENCY steps later. The samplers are the AND
+neurons' rules (`neurovae.hw.sampling`). Synaptic sums are exact integers (float64
+convolutions of integers stay exact here).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import numpy as np
 import torch
 
 from ..hw import sampling
+from ..hw.clock import LOOP_LATENCY
 from ..hw.drive import input_drive
 from ..hw.net import DeployNet, Layer
 from ..hw.neuron import lif_step
@@ -42,9 +45,9 @@ class Population:
         self.s = s.long()
         return self.s
 
-    def step_from(self, src: torch.Tensor | None, t: int) -> torch.Tensor:
-        """Step with the synaptic input of last step's source spikes (none at t = 0)."""
-        return self.step(synapse(self.layer, src) if t else torch.zeros_like(self.u))
+    def step_from(self, src: torch.Tensor) -> torch.Tensor:
+        """Step with the synaptic input of this step's source spikes."""
+        return self.step(synapse(self.layer, src))
 
 
 class ReferenceSimulator:
@@ -71,47 +74,43 @@ class ReferenceSimulator:
         readout = Population(dataclasses.replace(
             net.readout, neuron=readout_neuron(net.readout.neuron.v_decay)), n)
         drive = None if gen else input_drive(net.encoder[0], x_bytes)
-        z_prev = torch.zeros(n, net.latent, dtype=torch.int64)
-        enc_prev = None
-        counts = torch.zeros(n, net.latent, dtype=torch.int64)
+        zs: list[torch.Tensor] = []
+        window: list[torch.Tensor] = []          # ESVAE: encoder spikes of the rate window
+        counts = None
         if gen and net.kind == "esvae":
             counts = sampling.prior_counts(net.prior_linear, seed, images)
         pick_seed = sampling.sampler_seed(seed, gen)
         for t in range(S):
-            # encoder: the input layer takes the drive in the same step; the rest lag one step
             if enc:
-                prev = [p.s for p in enc]
-                enc[0].step(drive if t else torch.zeros_like(drive))
+                enc[0].step(drive)
                 for i in range(1, len(enc)):
-                    enc[i].step_from(prev[i - 1], t)
-            # latent
+                    enc[i].step_from(enc[i - 1].s)
             if net.kind == "fsvae":
-                prev = [p.s for p in loop]
-                src = None if t == 0 else z_prev if gen else torch.cat([enc_prev, z_prev], 1)
-                loop[0].step_from(src, t)
+                fb = zs[t - LOOP_LATENCY] if t >= LOOP_LATENCY else torch.zeros(
+                    n, net.latent, dtype=torch.int64)
+                loop[0].step_from(fb if gen else torch.cat([enc[-1].s, fb], 1))
                 for i in (1, 2):
-                    loop[i].step_from(prev[i - 1], t)
-                z = sampling.pick(loop[2].s, net.k, pick_seed, images, t)
+                    loop[i].step_from(loop[i - 1].s)
+                z = (sampling.pick(loop[2].s, net.k, pick_seed, images, t)
+                     if t < net.sampler["T"] else torch.zeros(n, net.latent, dtype=torch.int64))
             else:
                 counting, sampling_now = sampling.in_window(net.sampler, t)
-                if not gen and counting:
-                    counts = counts + enc[-1].s
-                z = (sampling.rate_spikes(counts, net.T, seed, images, t) if sampling_now
-                     else torch.zeros(n, net.latent, dtype=torch.int64))
-            # decoder and readout, each connection delivering last step's spikes
-            prev = [p.s for p in dec]
-            dec[0].step_from(z_prev, t)
+                if counting and not gen:
+                    window.append(enc[-1].s)
+                z = torch.zeros(n, net.latent, dtype=torch.int64)
+                if sampling_now:
+                    z = (sampling.rate_spikes(counts, net.T, seed, images, t) if gen else
+                         sampling.window_pick(torch.stack(window, -1), net.T, seed, images, t))
+            zs.append(z)
+            dec[0].step_from(z)
             for i in range(1, len(dec)):
-                dec[i].step_from(prev[i - 1], t)
-            readout.step_from(prev[-1], t)
+                dec[i].step_from(dec[i - 1].s)
+            readout.step_from(dec[-1].s)
             if record:
                 for stage, pops in (("encoder", enc), ("latent", loop), ("decoder", dec)):
                     for p in pops:
                         rec.setdefault(f"{stage}/{p.layer.name}", []).append(p.s.to(torch.uint8))
                 rec.setdefault("sampler/z", []).append(z.to(torch.uint8))
-            if enc:
-                enc_prev = enc[-1].s
-            z_prev = z
         records = {k: torch.stack(v, -1) for k, v in rec.items()}
         if record:
             records["readout_v"] = readout.v
