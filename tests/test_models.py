@@ -1,9 +1,16 @@
-"""One clock, gradients and sampling of the spiking VAEs."""
+"""The phase clock, gradients and sampling of the spiking VAEs; the float models against
+the reference simulator of the deployed graph."""
 import numpy as np
+import pytest
 import torch
 
-from neurovae.models import build_model
+from conftest import TINY
+from neurovae import deploy
+from neurovae.config import make_config
 from neurovae.hw import sampling
+from neurovae.hw.clock import LOOP_LATENCY
+from neurovae.models import build_model
+from neurovae.sim.reference import ReferenceSimulator
 
 
 def _batch(n=4):
@@ -14,7 +21,8 @@ def _batch(n=4):
 def test_gradients_reach_every_trainable_weight(tiny_cfg):
     for kind in ("fsvae", "esvae", "ann-vae", "ann-ae"):
         torch.manual_seed(0)
-        model = build_model(tiny_cfg(kind))
+        # FSVAE's feedback reaches z only when T > LOOP_LATENCY (TINY's T = 4 is not)
+        model = build_model(tiny_cfg(kind, *(["T=6"] if kind == "fsvae" else [])))
         out = model(_batch(8), seed=3, images=torch.arange(8), ss_p=0.2,
                     gen=torch.Generator().manual_seed(0))
         out["loss"].backward()
@@ -23,17 +31,67 @@ def test_gradients_reach_every_trainable_weight(tiny_cfg):
         assert not missing, f"{kind}: no gradient for {missing}"
 
 
-def test_fsvae_latent_has_the_lava_loop_latency(tiny_cfg):
-    """z cannot depend on the image before encoder depth + 3 loop layers have passed."""
+def test_the_phase_clock_lengths(tiny_cfg):
+    for T in (4, 7):
+        assert build_model(tiny_cfg("fsvae", f"T={T}")).n_steps == T + LOOP_LATENCY == T + 4
+        esvae = build_model(tiny_cfg("esvae", f"T={T}"))
+        assert esvae.n_steps == 2 * T and esvae.sample_start == T and esvae.window_start == 0
+
+
+def test_fsvae_loop_latency_is_four_and_z_is_silent_after_T(tiny_cfg):
+    """L1 hears z fed back LOOP_LATENCY = 4 steps later, and the encoder within the step;
+    z spikes only at the T latent steps."""
     torch.manual_seed(0)
-    model = build_model(tiny_cfg("fsvae"))
-    x = _batch(4)
-    _, z_a = model.encode(x, seed=1, images=torch.arange(4))
-    _, z_b = model.encode(torch.zeros_like(x), seed=1, images=torch.arange(4))
-    start = model.latent_start
-    assert torch.equal(z_a[..., :start], z_b[..., :start])
-    assert not torch.equal(z_a, z_b)
-    assert model.n_steps == start + model.cfg.T + model.decoder.depth
+    model = build_model(tiny_cfg("fsvae", "T=8", "weight_scale=10")).eval()
+    T, C, n = model.cfg.T, model.cfg.latent, 6
+    images = torch.arange(n)
+    t0 = 2
+    with torch.no_grad():
+        # feedback: a teacher differing only at step t0 changes nothing before t0 + 4
+        teacher = torch.zeros(n, C, T)
+        other = teacher.clone()
+        other[..., t0] = 1
+        c_a, z_a = model.prior(T, 3, images, teacher=teacher)
+        c_b, z_b = model.prior(T, 3, images, teacher=other)
+        s = t0 + LOOP_LATENCY
+        assert torch.equal(c_a[..., :s], c_b[..., :s]) and torch.equal(z_a[..., :s], z_b[..., :s])
+        assert not torch.equal(c_a[..., s], c_b[..., s])
+        # the encoder: E at step t0 reaches the candidates at step t0 (delay-free)
+        e = (torch.rand(n, C, T, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+        e2 = e.clone()
+        e2[..., t0] = 1 - e2[..., t0]
+        c_e, _ = model.posterior(T, 3, images, ext=e)
+        c_e2, _ = model.posterior(T, 3, images, ext=e2)
+        assert torch.equal(c_e[..., :t0], c_e2[..., :t0])
+        assert not torch.equal(c_e[..., t0], c_e2[..., t0])
+        # z over the window: silent in its last LOOP_LATENCY steps, reconstructing and generating
+        for x in (_batch(n), None):
+            z = model.latent(x, 1, images)
+            assert z.shape == (n, C, model.n_steps) and z[..., :T].any()
+            assert not z[..., T:].any()
+
+
+def test_esvae_posterior_picks_the_window_step_the_prng_chooses(tiny_cfg):
+    """z[s] = E[m(s)] with m = PRNG mod T (`sampling.window_pick`) at s in [T, 2T), zero
+    before T; P(spike) = count / T; the gradient reaches the window through its rate."""
+    model = build_model(tiny_cfg("esvae", "T=16"))
+    T, n, C = 16, 300, model.cfg.latent
+    images = torch.arange(n)
+    counts = torch.arange(C) * T // (C - 1)                     # 0 .. T
+    window = torch.zeros(n, C, T)
+    for i, c in enumerate(counts.tolist()):                     # c spikes at random steps
+        perm = torch.randperm(T, generator=torch.Generator().manual_seed(i))[:c]
+        window[:, i, perm] = 1
+    window.requires_grad_(True)
+    z = model.window_spikes(window, 5, images)
+    assert z.shape == (n, C, 2 * T) and not z[..., :T].any()
+    for s in (T, T + 5, 2 * T - 1):
+        want = sampling.window_pick(window.detach().long(), T, 5, images, s)
+        assert torch.equal(z[..., s].detach().long(), want)
+    got = z[..., T:].detach().mean((0, 2))
+    assert torch.allclose(got, counts.float() / T, atol=0.03), got
+    z.sum().backward()
+    assert torch.allclose(window.grad, torch.full_like(window, 1.0))   # d(T * rate)/dE = 1
 
 
 def test_pick_takes_each_latents_prng_chosen_candidate():
@@ -78,19 +136,19 @@ def test_same_seed_same_samples(tiny_cfg):
     assert torch.equal(r1, r2) and r1.shape == (4, 1, 28, 28)
 
 
-def test_last_latent_step_reaches_the_readout(tiny_cfg):
-    """A spike at the final latent step must still change the image: the clock is long enough."""
+def test_every_latent_step_reaches_the_readout_delay_free(tiny_cfg):
+    """A latent spike at the window's last step S-1 still changes the image: the decoder
+    and the readout take step s's spikes within step s, and the readout is read at S-1."""
     for kind in ("fsvae", "esvae"):
         torch.manual_seed(0)
         model = build_model(tiny_cfg(kind, "weight_scale=12")).eval()
-        last = (model.latent_start if kind == "fsvae" else model.sample_start) + model.cfg.T - 1
         z = torch.zeros(2, model.cfg.latent, model.n_steps)
         base = model.decoder(z)
-        z[..., last] = 1
-        assert not torch.equal(model.decoder(z), base)
-        z2 = torch.zeros_like(z)
-        z2[..., model.n_steps - model.decoder.depth] = 1   # one step later: too late to show
-        assert torch.equal(model.decoder(z2), base)
+        for step in (model.cfg.T - 1 if kind == "fsvae" else model.sample_start,
+                     model.n_steps - 1):
+            z1 = z.clone()
+            z1[..., step] = 1
+            assert not torch.equal(model.decoder(z1), base), (kind, step)
 
 
 def test_esvae_decoder_skips_the_steps_before_sampling_exactly(tiny_cfg):
@@ -98,7 +156,7 @@ def test_esvae_decoder_skips_the_steps_before_sampling_exactly(tiny_cfg):
     torch.manual_seed(0)
     model = build_model(tiny_cfg("esvae"))
     x = _batch(6)
-    z = model.spike_train(model.posterior_rate(x), seed=2, images=torch.arange(6))
+    z = model.window_spikes(model.posterior_window(x), seed=2, images=torch.arange(6))
     assert not z[..., :model.sample_start].any() and z.any()
     full = model.decoder(z)
     skipped = model.decoder(z, silent=model.sample_start)
@@ -106,3 +164,28 @@ def test_esvae_decoder_skips_the_steps_before_sampling_exactly(tiny_cfg):
     g_full, = torch.autograd.grad(full.square().sum(), model.decoder.dense.synapse.weight)
     g_skip, = torch.autograd.grad(skipped.square().sum(), model.decoder.dense.synapse.weight)
     assert torch.allclose(g_full, g_skip, rtol=1e-5, atol=1e-7) and g_full.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind", ["fsvae", "esvae"])
+@pytest.mark.parametrize("mode", ["reconstruct", "generate"])
+def test_float_model_equals_the_reference_simulator(kind, mode):
+    """The trained-side model on the phase clock is the deployed graph: its latent spikes
+    are the reference simulator's (records["sampler/z"]) bit for bit, and its images
+    those of the readout's integers to float32 tanh rounding."""
+    torch.manual_seed(11)
+    model = build_model(make_config("mnist-small", kind, TINY + ["weight_scale=10"])).eval()
+    n, seed = 6, 3
+    x = _batch(n) if mode == "reconstruct" else None
+    img, rec = ReferenceSimulator(deploy.from_model(model, seed=5)).run(x, n, seed, record=True)
+    with torch.no_grad():
+        z = model.latent(x, seed, torch.arange(n))
+        out = model.decode(z)
+    ref_z = rec["sampler/z"]
+    assert ref_z.shape == z.shape == (n, model.cfg.latent, model.n_steps)
+    assert torch.equal(ref_z.long(), z.long())
+    assert float((out.double() - img).abs().max()) < 1e-5
+    # real activity was compared: latent spikes, and the decoder behind them
+    assert int(ref_z.long().sum()) >= 20
+    assert sum(int(v.long().sum()) for k, v in rec.items() if k.startswith("decoder/")) > 1000
+    if x is not None:
+        assert int(rec["encoder/dense"].long().sum()) >= 20

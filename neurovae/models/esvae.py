@@ -1,10 +1,13 @@
-"""ESVAE (Zhan et al., 2024) on the hardware clock.
+"""ESVAE (Zhan et al., 2024) on the phase clock (docs/clock.md): S = 2T steps.
 
-Latent rates are the encoder's firing counts over a window of T steps; after the window a
-sampler emits Bernoulli spikes for T steps: z[t, i] = (PRNG mod T) < count_i, so
-P(spike) = count/T exactly. The surrogate passes the gradient straight to the rate. The
-prior rate is sigmoid(Linear(eps)) with eps from the same PRNG (Irwin-Hall Gaussian).
-Loss: MSE + lambda * RBF-MMD between posterior and prior rates.
+The encoder's output over local steps [0, T) is the rate window: rate = count / T. At
+each sampling step s in [T, 2T) the posterior's z_i[s] is the encoder's spike at window
+step m = PRNG(seed, image, s, i) mod T (`sampling.window_pick`), so P(z_i[s] = 1) =
+count_i / T; the surrogate passes the gradient straight to the rate. The prior rate is
+sigmoid(Linear(eps)) with eps from the same PRNG (Irwin-Hall Gaussian); generation rounds
+it to count / T and spikes where (PRNG mod T) < count (`sampling.rate_spikes`). z is zero
+before T, and the decoder skips those steps exactly. Loss: MSE + lambda * RBF-MMD between
+posterior and prior rates.
 """
 from __future__ import annotations
 
@@ -28,25 +31,47 @@ class ESVAE(torch.nn.Module):
         self.encoder = SpikingEncoder(cfg, cfg.latent)
         self.decoder = SpikingDecoder(cfg)
         self.prior = torch.nn.Linear(cfg.latent, cfg.latent)
-        clock = esvae_clock(self.encoder.depth, self.decoder.depth, cfg.T)
+        clock = esvae_clock(cfg.T)
         self.window_start, self.sample_start = clock.window_start, clock.sample_start
         self.n_steps = clock.n_steps
 
-    def spike_train(self, rate: torch.Tensor, seed: int, images: torch.Tensor):
-        """Bernoulli spikes (N, C, S) in the sampling window; gradient flows to `rate`."""
-        T, (n, c), dev = self.cfg.T, rate.shape, rate.device
+    def _draws(self, seed: int, images: torch.Tensor, dev) -> torch.Tensor:
+        """The sampler's m in [0, T) at every sampling step: (N, C, T), step T + j at j."""
+        T, c = self.cfg.T, self.cfg.latent
         steps = torch.arange(self.sample_start, self.sample_start + T, device=dev)
-        m = sampling.rate_draw(seed, images.to(dev)[:, None, None], steps[None, None, :],
-                               torch.arange(c, device=dev)[None, :, None], T)
+        return sampling.rate_draw(seed, images.to(dev)[:, None, None], steps[None, None, :],
+                                  torch.arange(c, device=dev)[None, :, None], T)
+
+    def _full_window(self, z: torch.Tensor) -> torch.Tensor:
+        """Spikes of the sampling steps (N, C, T) -> (N, C, S), zero outside them."""
+        return torch.nn.functional.pad(
+            z, (self.sample_start, self.n_steps - self.sample_start - self.cfg.T))
+
+    def window_spikes(self, window: torch.Tensor, seed: int, images: torch.Tensor):
+        """Posterior spikes (N, C, S): at sampling step s the window's spike at step
+        m(s) (`sampling.window_pick`); the gradient flows straight to the window's rate."""
+        rate = window.mean(-1, keepdim=True)
+        m = self._draws(seed, images, window.device)
+        hard = window.detach().gather(2, m)
+        return self._full_window(hard + rate - rate.detach())
+
+    def spike_train(self, rate: torch.Tensor, seed: int, images: torch.Tensor):
+        """Bernoulli spikes (N, C, S) in the sampling window, P(spike) = rate, for rates
+        on the count / T grid: (PRNG mod T) < count (`sampling.rate_spikes`, the prior's
+        rule); the gradient flows to `rate`."""
+        T = self.cfg.T
+        m = self._draws(seed, images, rate.device)
         # m < count on the deployed integers; count = rate * T there
         hard = (rate.unsqueeze(-1) * T > m.to(rate.dtype) + 0.5).to(rate.dtype)
-        z = hard + rate.unsqueeze(-1) - rate.unsqueeze(-1).detach()
-        return torch.nn.functional.pad(
-            z, (self.sample_start, self.n_steps - self.sample_start - T))
+        return self._full_window(hard + rate.unsqueeze(-1) - rate.unsqueeze(-1).detach())
+
+    def posterior_window(self, x_bytes):
+        """The encoder's spikes of the rate window, local steps [0, T): (N, C, T)."""
+        e = self.encoder(to_input(x_bytes), self.sample_start)
+        return e[..., self.window_start:self.sample_start]
 
     def posterior_rate(self, x_bytes):
-        e = self.encoder(to_input(x_bytes), self.sample_start)
-        return e[..., self.window_start:self.sample_start].mean(-1)
+        return self.posterior_window(x_bytes).mean(-1)
 
     def prior_rate(self, seed: int, images: torch.Tensor):
         dev = model_device(self)
@@ -56,8 +81,9 @@ class ESVAE(torch.nn.Module):
 
     def forward(self, x_bytes, seed: int, images=None, **_):
         images = _images(x_bytes, images)
-        r_q = self.posterior_rate(x_bytes)
-        z = self.spike_train(r_q, seed, images)
+        window = self.posterior_window(x_bytes)
+        r_q = window.mean(-1)
+        z = self.window_spikes(window, seed, images)
         recon = self.decoder(z, silent=self.sample_start)
         r_p = self.prior_rate(seed, images)
         mse = torch.mean((recon - to_target(x_bytes)) ** 2)
@@ -66,13 +92,13 @@ class ESVAE(torch.nn.Module):
         return dict(loss=loss, mse=mse, mmd=mmd, recon=recon, z=z, rate=r_q.mean())
 
     def latent(self, x_bytes, seed: int, images):
-        """Deployed latent spikes z (N, C, S): from the encoder's rates for x_bytes, from the
-        prior's rates rounded to the deployable count / T when x_bytes is None."""
+        """Deployed latent spikes z (N, C, S): picked from the encoder's rate window for
+        x_bytes, from the prior's rates rounded to the deployable count / T when x_bytes is
+        None; zero before the sampling steps."""
         if x_bytes is None:
             rate = torch.round(self.prior_rate(seed, images) * self.cfg.T) / self.cfg.T
-        else:
-            rate = self.posterior_rate(x_bytes)
-        return self.spike_train(rate, seed, images)
+            return self.spike_train(rate, seed, images)
+        return self.window_spikes(self.posterior_window(x_bytes), seed, images)
 
     def decode(self, z):
         """Image in [-1, 1] from latent spikes (silent before the sampling window)."""

@@ -1,13 +1,16 @@
-"""FSVAE (Kamata et al., AAAI 2022) on the hardware clock.
+"""FSVAE (Kamata et al., AAAI 2022) on the phase clock (docs/clock.md): S = T + 4 steps.
 
 Encoder spikes and the fed-back latent drive a spiking autoregressive posterior that emits
 k candidate spikes per latent; the PRNG picks one (a Bernoulli process with rate = the
-candidates' mean). The prior is the same loop without the encoder. Loss: MSE + MMD
-between the PSP-filtered posterior and prior candidate rates (the paper's form).
+candidates' mean). z spikes at the T latent steps [0, T) and is silent in the window's
+last LOOP_LATENCY steps; the decoder and readout run all S steps. The prior is the same
+loop without the encoder. Loss: MSE + MMD between the PSP-filtered posterior and prior
+candidate rates over the latent steps (the paper's form).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..config import Config
 from ..devices import model_device
@@ -46,12 +49,24 @@ class FSVAE(torch.nn.Module):
         self.posterior = AutoregressiveLoop(cfg, ext=cfg.latent)
         self.prior = AutoregressiveLoop(cfg)
         self.decoder = SpikingDecoder(cfg)
-        clock = fsvae_clock(self.encoder.depth, self.decoder.depth, cfg.T)
-        self.latent_start, self.n_steps = clock.latent_start, clock.n_steps
+        clock = fsvae_clock(cfg.T)
+        self.n_steps, self.latent_steps = clock.n_steps, clock.latent_steps
+
+    def full_window(self, z: torch.Tensor) -> torch.Tensor:
+        """z of the latent steps (N, C, T) -> (N, C, S): silent in the last steps."""
+        return F.pad(z, (0, self.n_steps - z.shape[-1]))
 
     def encode(self, x_bytes, seed: int, images: torch.Tensor):
-        e = self.encoder(to_input(x_bytes), self.n_steps)
-        return self.posterior(self.n_steps, seed, images, ext=e)
+        """Posterior candidates (N, C*k, T) and z (N, C, T) of the latent steps. Steps
+        from T on cannot reach z, so the encoder and the loop run the T steps only."""
+        e = self.encoder(to_input(x_bytes), self.latent_steps)
+        return self.posterior(self.latent_steps, seed, images, ext=e)
+
+    def prior_latent(self, seed: int, images: torch.Tensor, teacher=None, mix_p=0.0,
+                     mix_seed: int = 0):
+        """Prior candidates (N, C*k, T) and z (N, C, T), with the salted seed."""
+        return self.prior(self.latent_steps, sampler_seed(seed, True), images,
+                          teacher=teacher, mix_p=mix_p, mix_seed=mix_seed)
 
     def forward(self, x_bytes, seed: int, images=None, ss_p: float = 0.0, gen=None):
         """Training pass: returns dict of loss terms, reconstruction and spike tensors.
@@ -61,9 +76,10 @@ class FSVAE(torch.nn.Module):
         gives the same gradient as the batch at once.
         """
         images = _images(x_bytes, images)
-        q_c, z = self.encode(x_bytes, seed, images)
-        p_c, _ = self.prior(self.n_steps, sampler_seed(seed, True), images, teacher=z,
-                            mix_p=ss_p, mix_seed=seed ^ MIX_SEED_SALT)
+        q_c, z_t = self.encode(x_bytes, seed, images)
+        p_c, _ = self.prior_latent(seed, images, teacher=z_t, mix_p=ss_p,
+                                   mix_seed=seed ^ MIX_SEED_SALT)
+        z = self.full_window(z_t)
         recon = self.decoder(z)
         n, ck, s = q_c.shape
         q_rate = q_c.view(n, self.cfg.latent, self.cfg.k, s).mean(2)
@@ -72,14 +88,14 @@ class FSVAE(torch.nn.Module):
         mmd = torch.mean((psp(q_rate) - psp(p_rate)) ** 2)
         loss = mse + self.cfg.mmd_weight * mmd
         return dict(loss=loss, mse=mse, mmd=mmd, recon=recon, z=z,
-                    rate=z.mean())
+                    rate=z_t.mean())
 
     def latent(self, x_bytes, seed: int, images):
         """Deployed latent spikes z (N, C, S): the posterior's for x_bytes, the prior's when
-        x_bytes is None."""
+        x_bytes is None; zero at steps >= T."""
         if x_bytes is None:
-            return self.prior(self.n_steps, sampler_seed(seed, True), images)[1]
-        return self.encode(x_bytes, seed, images)[1]
+            return self.full_window(self.prior_latent(seed, images)[1])
+        return self.full_window(self.encode(x_bytes, seed, images)[1])
 
     def decode(self, z):
         """Image in [-1, 1] from latent spikes."""

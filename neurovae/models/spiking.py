@@ -1,11 +1,13 @@
-"""Spiking encoder, decoder, autoregressive loop and readout on one hardware clock.
+"""Spiking encoder, decoder, autoregressive loop and readout on the phase clock.
 
-Time runs in hardware steps t = 0..S-1 per image. At t = 0 every neuron starts from
-zero and ignores its input (the image boundary); every synaptic layer delivers at t the
-spikes of t-1 (lava-dl's ``delay_shift``, Lava's Dense/Conv). The input layer is the first
-conv, computed as a constant integer drive (image bytes x integer weights) fed straight
-into its neurons. Tensors follow SLAYER: (N, C, H, W, T) and (N, C, T). Every tensor made
-here is made on its input's device.
+Time runs in local steps s = 0..S-1 of each population's window (`neurovae.hw.clock`,
+docs/clock.md). Every population starts its window from zero state and takes its input,
+and its bias, from step 0; within a window the network is delay-free: a layer's spikes at
+step s reach the next layer at step s (lava-dl's blocks with ``delay_shift=False``). Only
+FSVAE's feedback z -> L1 arrives LOOP_LATENCY steps later. The input layer is the first
+conv, computed as a constant integer drive floor(image bytes x integer weights / 256)
+fed into its neurons at every step. Tensors follow SLAYER: (N, C, H, W, T) and (N, C, T).
+Every tensor made here is made on its input's device.
 """
 from __future__ import annotations
 
@@ -15,14 +17,10 @@ from lava.lib.dl import slayer
 
 from ..config import Config
 from ..hw import sampling
+from ..hw.clock import LOOP_LATENCY
 from ..hw.neuron import WEIGHT_SCALE, NeuronParams
 from ..neuron import cuba_step, quantize_bias
 from .. import prng, spiking_block
-
-
-def shift(x: torch.Tensor) -> torch.Tensor:
-    """Delay a (..., T) series by one step: what a Dense/Conv connection does."""
-    return F.pad(x[..., :-1], (1, 0))
 
 
 def qweight(block) -> torch.Tensor:
@@ -35,13 +33,14 @@ def _neuron(cfg: Config) -> dict:
 
 
 def input_drive(weight_q: torch.Tensor, x01: torch.Tensor, stride=2, padding=1) -> torch.Tensor:
-    """First-layer drive: conv of the image (bytes/256) on the 1/64 grid (straight-through).
+    """First-layer drive: conv of the image (bytes/256) floored to the 1/64 grid
+    (`hw.drive`: floor(conv(bytes, W) / 256)), with a straight-through gradient.
 
     The exact conv of bytes/256 and 8-bit weights lies on the 1/8192 grid; rounding to it
     first undoes any rounding of the conv's algorithm (a no-op where its sums are exact)."""
     z = F.conv2d(x01, weight_q[..., 0], stride=stride, padding=padding)
     exact = torch.round(z * DRIVE_GRID) / DRIVE_GRID
-    return z + (torch.round(exact * WEIGHT_SCALE) / WEIGHT_SCALE - z).detach()
+    return z + (torch.floor(exact * WEIGHT_SCALE) / WEIGHT_SCALE - z).detach()
 
 
 DRIVE_GRID = 256 * 32   # image bytes / 256 times weights in multiples of 1/32
@@ -55,22 +54,21 @@ class SpikingEncoder(torch.nn.Module):
         p, ws = _neuron(cfg), cfg.weight_scale
         chans = (cfg.channels,) + tuple(cfg.enc_channels)
         self.input = slayer.block.cuba.Conv(p, chans[0], chans[1], 3, stride=2, padding=1,
-                                            weight_scale=ws)
+                                            weight_scale=ws, delay_shift=False)
         self.convs = torch.nn.ModuleList(
             slayer.block.cuba.Conv(dict(p), chans[i], chans[i + 1], 3, stride=2, padding=1,
-                                   weight_scale=ws)
+                                   weight_scale=ws, delay_shift=False)
             for i in range(1, len(chans) - 1))
         side = cfg.image_size // 2 ** len(cfg.enc_channels)
         self.dense = slayer.block.cuba.Dense(dict(p), chans[-1] * side * side, out,
                                              weight_scale=ws, delay_shift=False)
-        self.depth = len(cfg.enc_channels) + 1   # first step at which the output can spike
 
     def forward(self, x01: torch.Tensor, steps: int) -> torch.Tensor:
-        """Image (N, C, H, W) in bytes/256 -> output spikes (N, out, steps), not delayed."""
+        """Image (N, C, H, W) in bytes/256 -> output spikes (N, out, steps) of local steps
+        0..steps-1: the drive acts from step 0, every layer within the step."""
         drive = input_drive(qweight(self.input), x01)
-        series = drive.unsqueeze(-1).repeat(*([1] * drive.dim()), steps)
-        series[..., 0] = 0
-        x = shift(self.input.neuron(series))
+        series = drive.unsqueeze(-1).expand(*drive.shape, steps).contiguous()
+        x = self.input.neuron(series)
         for block in self.convs:
             x = spiking_block.block(block, x)
         return spiking_block.block(self.dense, x.flatten(1, 3))
@@ -86,26 +84,27 @@ class SpikingDecoder(torch.nn.Module):
         self.side = cfg.image_size // 2 ** (len(ch) - 1)
         self.ch0 = ch[0]
         self.dense = slayer.block.cuba.Dense(dict(p), cfg.latent, ch[0] * self.side ** 2,
-                                             weight_scale=ws)
+                                             weight_scale=ws, delay_shift=False)
         self.ups = torch.nn.ModuleList(
             slayer.block.cuba.ConvT(dict(p), ch[i], ch[i + 1], 4, stride=2, padding=1,
-                                    weight_scale=ws)
+                                    weight_scale=ws, delay_shift=False)
             for i in range(len(ch) - 1))
-        # small initial output weights keep the readout out of tanh's flat tails
+        # small initial output weights keep the readout out of tanh's flat tails; only
+        # its synapse is used (the readout integrates its drive, `Readout`)
         self.final = slayer.block.cuba.Conv(dict(p), ch[-1], cfg.channels, 3, padding=1,
-                                            weight_scale=0.5)
+                                            weight_scale=0.5, delay_shift=False)
         self.readout = Readout(cfg.readout_neuron, cfg.channels)
-        self.depth = len(ch) + 1   # synaptic layers from latent spikes to the readout
 
     def forward(self, z: torch.Tensor, silent: int = 0) -> torch.Tensor:
-        """Latent spikes (N, C, S), not delayed -> image in [-1, 1], (N, channels, H, W).
+        """Latent spikes (N, C, S) -> image in [-1, 1], (N, channels, H, W): every layer and
+        the readout take step s's spikes at step s; the readout is read at step S-1.
 
         `silent`: z carries no spike before this step (ESVAE's sampling window). Those
         steps are skipped, exactly: with no input and no bias the blocks' neurons stay at
         rest and emit nothing; the readout still integrates its bias over every step.
         """
         steps = z.shape[-1]
-        x = spiking_block.block(self.dense, shift(z[..., silent:]))
+        x = spiking_block.block(self.dense, z[..., silent:])
         x = x.reshape(x.shape[0], self.ch0, self.side, self.side, x.shape[-1])
         for block in self.ups:
             x = spiking_block.block(block, x)
@@ -115,9 +114,10 @@ class SpikingDecoder(torch.nn.Module):
 class Readout(torch.nn.Module):
     """Non-spiking leaky integrator read after the last step, then tanh.
 
-    out = tanh(sum_t (x_t + b) * 0.8**(S-1-t)) with Loihi's integer decay; on Lava a LIF
-    that never fires (current decay 4096, voltage decay `v_decay`, bias b per channel), its
-    voltage read at the end.
+    out = tanh(sum_t (x_t + b) * 0.8**(S-1-t)) with Loihi's integer decay, x_t the final
+    synapse's drive of the last decoder layer's spikes at the same step t (delay-free) and
+    the bias b acting from step 0; on Lava a LIF that never fires (current decay 4096,
+    voltage decay `v_decay`, bias b per channel), its voltage read at step S-1.
     """
 
     def __init__(self, p: NeuronParams, channels: int):
@@ -137,9 +137,13 @@ class AutoregressiveLoop(torch.nn.Module):
     """FSVAE posterior or prior: three CUBA dense layers emitting C*k candidates, a pick of
     one per latent, and the picked spikes fed back into the first layer.
 
-    Stepped one hardware step at a time, as on Lava: the loop z -> L1 -> L2 -> L3 -> pick
-    -> z has a latency of 3 steps (three synaptic layers). `ext` (posterior only) is the
-    encoder output, entering L1 through its own connection (Lava sums both into one port).
+    Stepped one local step at a time, as on Lava's phase clock: L1, L2 and L3 take their
+    input within the step (delay-free), z[s] = pick(c[s]) (`sampling.pick`), and the loop
+    z -> L1 -> L2 -> L3 -> AND -> z closes after LOOP_LATENCY = 4 connections: L1 at step s
+    receives W_fb z[s - 4] (nothing for s < 4). `ext` (posterior only) is the encoder
+    output E, entering L1 at the same step through its own connection (Lava sums both into
+    one port). Biases act from step 0. The loop runs the T latent steps only: z is silent
+    in the window's last 4 steps and nothing in them reaches z.
     """
 
     def __init__(self, cfg: Config, ext: int = 0):
@@ -160,12 +164,14 @@ class AutoregressiveLoop(torch.nn.Module):
 
     def forward(self, steps: int, seed: int, images: torch.Tensor, ext=None,
                 teacher=None, mix_p: float = 0.0, mix_seed: int = 0):
-        """Run `steps` steps; returns (candidates (N, C*k, S), z (N, C, S)).
+        """Run local steps 0..steps-1 (the latent steps, T); returns (candidates
+        (N, C*k, steps), z (N, C, steps)).
 
-        ext: encoder spikes (N, ext, S), not delayed. teacher: z to feed back instead of the
-        loop's own (the prior in training); with mix_p > 0, each fed-back spike comes from
-        the loop's own sample with probability mix_p (FSVAE's scheduled sampling), drawn
-        from the counter PRNG with `mix_seed`, so an image's draws do not depend on its batch.
+        ext: encoder spikes (N, ext, >= steps), E[s] entering L1 at step s. teacher: z to
+        feed back instead of the loop's own (the prior in training); with mix_p > 0, each
+        fed-back spike comes from the loop's own sample with probability mix_p (FSVAE's
+        scheduled sampling), drawn from the counter PRNG with `mix_seed`, so an image's
+        draws do not depend on its batch.
         """
         n = images.shape[0]
         w_ext, w_fb, w2, w3 = self.weights()
@@ -176,33 +182,26 @@ class AutoregressiveLoop(torch.nn.Module):
         zeros = lambda m: torch.zeros(n, m, device=dev)  # noqa: E731
         u = [zeros(2 * self.C), zeros(4 * self.C), zeros(self.C * self.k)]
         v = [x.clone() for x in u]
-        s1, s2, z_in = zeros(2 * self.C), zeros(4 * self.C), zeros(self.C)
-        e_prev = zeros(w_ext.shape[1]) if w_ext is not None else None
         latents = torch.arange(self.C, device=dev)
-        cands, zs = [], []
+        cands, zs, fed = [], [], []
         for t in range(steps):
-            if t == 0:   # image boundary: every layer ignores its input
-                a1, a2, a3 = zeros(2 * self.C), zeros(4 * self.C), zeros(self.C * self.k)
-            else:
-                a1 = F.linear(z_in, w_fb)
-                if w_ext is not None:
-                    a1 = a1 + F.linear(e_prev, w_ext)
-                a2, a3 = F.linear(s1, w2), F.linear(s2, w3)
-            s1n, u[0], v[0] = cuba_step(a1, u[0], v[0], b1, p)
-            s2n, u[1], v[1] = cuba_step(a2, u[1], v[1], b2, p)
-            c, u[2], v[2] = cuba_step(a3, u[2], v[2], b3, p)
+            # nothing is fed back before step LOOP_LATENCY; the connection stays in the
+            # graph (zero gradient) so that DDP sees w_fb used even when T <= LOOP_LATENCY
+            a1 = F.linear(fed[t - LOOP_LATENCY] if t >= LOOP_LATENCY else zeros(self.C), w_fb)
+            if w_ext is not None:
+                a1 = a1 + F.linear(ext[..., t], w_ext)
+            s1, u[0], v[0] = cuba_step(a1, u[0], v[0], b1, p)
+            s2, u[1], v[1] = cuba_step(F.linear(s1, w2), u[1], v[1], b2, p)
+            c, u[2], v[2] = cuba_step(F.linear(s2, w3), u[2], v[2], b3, p)
             z = sampling.pick(c, self.k, seed, images, t)
-            s1, s2 = s1n, s2n
             if teacher is None:
-                z_in = z
+                fed.append(z)
             elif mix_p > 0:
                 draw = prng.draw_torch(mix_seed, images[:, None], t, latents[None, :])
                 own = (draw < int(mix_p * 2 ** 32)).to(z.dtype)
-                z_in = own * z + (1 - own) * teacher[..., t]
+                fed.append(own * z + (1 - own) * teacher[..., t])
             else:
-                z_in = teacher[..., t]
-            if w_ext is not None:
-                e_prev = ext[..., t]
+                fed.append(teacher[..., t])
             cands.append(c)
             zs.append(z)
         return torch.stack(cands, -1), torch.stack(zs, -1)
