@@ -1,4 +1,6 @@
-"""The layer-at-a-time emulator equals the step-by-step reference spike for spike."""
+"""The layer-at-a-time emulator equals the step-by-step reference spike for spike, on the
+phase clock: delay-free windows, bias and input from step 0, the FSVAE loop's feedback
+LOOP_LATENCY steps late."""
 import dataclasses
 
 import numpy as np
@@ -8,10 +10,12 @@ import torch
 from conftest import TINY
 from neurovae import data, deploy
 from neurovae.config import make_config
-from neurovae.sim.reference import ReferenceSimulator
-from neurovae.sim.emulator import Emulator
-from neurovae.models import build_model
 from neurovae.hw.neuron import StateOverflow
+from neurovae.loihi_runtime.backends import TENSOR_BACKENDS, run_tensor
+from neurovae.models import build_model
+from neurovae.sim import emulator
+from neurovae.sim.emulator import Emulator
+from neurovae.sim.reference import ReferenceSimulator
 
 
 def _net(kind, *extra, seed=11):
@@ -20,82 +24,203 @@ def _net(kind, *extra, seed=11):
                              seed=5)
 
 
+def _images(n):
+    return data.load_images("mnist", "test").tensor(torch.arange(n))
+
+
 def _assert_same(net, x, n, seed, chunk=256):
+    """Every record and image of the emulator equals the reference's; returns the
+    reference's records after checking that real activity was compared."""
     ref_img, ref = ReferenceSimulator(net).run(x, n, seed, record=True)
     got_img, got = Emulator(net, chunk=chunk).run(x, n, seed, record=True)
     assert set(ref) == set(got)
     for key in ref:
+        assert ref[key].shape == got[key].shape, key
         assert torch.equal(ref[key].long(), got[key].long()), key
     assert torch.equal(ref_img, got_img)
-    spikes = sum(int(v.long().sum()) for k, v in ref.items() if k != "readout_v")
-    assert spikes > 100                      # real activity was compared
-    return spikes
+    counts = {k: int(v.long().sum()) for k, v in ref.items() if k != "readout_v"}
+    assert sum(counts.values()) > 1000, counts       # real activity was compared
+    assert counts["sampler/z"] > 5, counts           # ... through the latent
+    assert all(ref[k].shape[-1] == net.n_steps for k in counts)
+    return ref
+
+
+@pytest.mark.parametrize("i_decay", [4096, 1024])
+def test_a_constant_drive_is_stepped_like_its_copy(i_decay):
+    """The input layer's drive, expanded over the steps (stride 0), gives the spikes and
+    final voltage of the same input held in memory and of the integer rule."""
+    from neurovae.hw.neuron import NeuronParams, lif_step
+    from neurovae.hw.net import Layer
+    rng = np.random.default_rng(0)
+    steps, n, k = 9, 5, 37
+    p = NeuronParams(i_decay=i_decay, v_decay=1024, vth_mant=80)
+    bias = rng.integers(-20, 40, size=k)
+    layer = Layer("input", "dense", (1,), (k,), np.zeros((k, 1), np.int64), p, bias=bias)
+    drive = torch.as_tensor(rng.integers(-30, 200, size=(n, k)), dtype=torch.float64)
+    x = drive.unsqueeze(0).expand(steps, -1, -1)
+    v0 = torch.zeros(n, k, dtype=torch.float64)
+    s_exp, v_exp, _ = emulator.lif_block(x, layer, v0, None)
+    s_mem, v_mem, _ = emulator.lif_block(x.contiguous(), layer, v0, None)
+    u = v = torch.zeros(n, k, dtype=torch.int64)
+    want = []
+    for _ in range(steps):
+        u, v, s = lif_step(u, v, drive.long(), p, torch.as_tensor(bias))
+        want.append(s)
+    want = torch.stack(want).to(torch.uint8)
+    assert torch.equal(s_exp, want) and torch.equal(s_mem, want)
+    assert torch.equal(v_exp.long(), v) and torch.equal(v_mem.long(), v)
+    assert 0 < int(want.sum()) < want.numel()
 
 
 @pytest.mark.parametrize("kind", ["fsvae", "esvae"])
 @pytest.mark.parametrize("mode", ["reconstruct", "generate"])
 def test_layerwise_matches_reference(kind, mode):
     net = _net(kind)
-    x = data.load_images("mnist", "test").tensor(torch.arange(7)) if mode == "reconstruct" else None
-    _assert_same(net, x, 7, seed=3, chunk=3)          # chunks of 3, 3, 1 images
+    x = _images(7) if mode == "reconstruct" else None
+    ref = _assert_same(net, x, 7, seed=3, chunk=3)          # chunks of 3, 3, 1 images
+    z = ref["sampler/z"]
+    if kind == "fsvae":            # z spikes in [0, T) only: nothing crosses into the next image
+        assert int(z[..., net.sampler["T"]:].sum()) == 0
+    else:                          # ESVAE samples in [T, 2T)
+        assert int(z[..., :net.sampler["sample_start"]].sum()) == 0
+    for k in ref:                  # every population a record shows has fired
+        if k not in ("readout_v", "sampler/z"):
+            assert int(ref[k].long().sum()) > 0, k
 
 
-def test_bias_driven_spikes_before_any_input():
-    """A bias above threshold fires neurons before the first spike arrives: still exact."""
+@pytest.mark.parametrize("mode", ["reconstruct", "generate"])
+def test_bias_driven_spikes_before_any_input(mode, monkeypatch):
+    """A bias above threshold fires neurons from step 0, before ESVAE's first z spike
+    reaches the decoder at step T: the emulator's bias-only shortcut falls back, still exact."""
     net = _net("esvae")
-    layer = net.decoder[1]
+    layer = net.decoder[0]
     bias = np.full(layer.out_shape[0], 90, dtype=np.int64)   # 90 * 64 > threshold 80 * 64
-    net.decoder[1] = dataclasses.replace(layer, bias=bias)
+    net.decoder[0] = dataclasses.replace(layer, bias=bias)
+    calls = []
+    stepped = emulator._lif_stepped
+    monkeypatch.setattr(emulator, "_lif_stepped", lambda *a: calls.append(a[1].name) or stepped(*a))
+    ref = _assert_same(net, _images(4) if mode == "reconstruct" else None, 4, seed=1)
+    first = ref[f"decoder/{layer.name}"]
+    assert int(first[..., 0].sum()) > 0             # bias acts at step 0
+    assert int(ref["sampler/z"][..., :net.T].sum()) == 0   # ... with no input yet
+    assert layer.name in calls                      # the fallback ran
+
+
+def test_bias_alone_below_threshold_takes_the_shortcut(monkeypatch):
+    """A decoder whose input starts at step T with a sub-threshold bias: the bias-only state
+    over the leading steps is computed once, and equals the reference's (15 * 64 / (1 - 0.75)
+    stays below the threshold 80 * 64)."""
+    net = _net("esvae")
+    layer = net.decoder[0]
+    net.decoder[0] = dataclasses.replace(layer, bias=np.full(layer.out_shape[0], 15, np.int64))
+    calls = []
+    stepped = emulator._lif_stepped
+    monkeypatch.setattr(emulator, "_lif_stepped", lambda *a: calls.append(a[1].name) or stepped(*a))
     _assert_same(net, None, 4, seed=1)
+    assert layer.name not in calls
 
 
 def test_longer_leak_and_current_memory_are_exact():
     """Neurons with current memory (i_decay < 4096) and slow leaks take the general path."""
     net = _net("fsvae", "v_decay=256")
-    for layers in (net.decoder, net.prior, net.posterior):
+    for layers in (net.encoder, net.decoder, net.prior, net.posterior):
         for i, layer in enumerate(layers):
             layers[i] = dataclasses.replace(
                 layer, neuron=dataclasses.replace(layer.neuron, i_decay=2048))
     _assert_same(net, None, 5, seed=2)
-    _assert_same(net, data.load_images("mnist", "test").tensor(torch.arange(3)), 3, seed=2)
+    _assert_same(net, _images(3), 3, seed=2, chunk=2)
 
 
-def test_state_overflow_is_reported_like_the_reference():
-    net = _net("fsvae")
-    layer = net.encoder[0]
-    net.encoder[0] = dataclasses.replace(layer, weight=np.full_like(layer.weight, 254),
-                                         neuron=dataclasses.replace(layer.neuron, vth_mant=2 ** 17 - 1,
-                                                                    i_decay=0, v_decay=0))
-    x = data.load_images("mnist", "test").tensor(torch.arange(2))
+def _no_leak_no_spike(layer, **kw):
+    """A layer whose current and voltage never decay and never spike, with its weights at the
+    maximum: its state grows past Loihi's 24-bit range within a window."""
+    return dataclasses.replace(layer, weight=np.full_like(layer.weight, 254), **kw,
+                               neuron=dataclasses.replace(layer.neuron, vth_mant=2 ** 17 - 1,
+                                                          i_decay=0, v_decay=0))
+
+
+@pytest.mark.parametrize("kind", ["fsvae", "esvae"])
+def test_state_overflow_is_reported_like_the_reference(kind):
+    net = _net(kind)
+    net.encoder[1] = _no_leak_no_spike(net.encoder[1])
+    x = _images(2)
     with pytest.raises(StateOverflow):
         ReferenceSimulator(net).run(x, 2, 0)
     with pytest.raises(StateOverflow):
         Emulator(net).run(x, 2, 0)
 
 
-def test_images_do_not_depend_on_the_chunking():
+def test_state_overflow_in_the_loop_is_reported_like_the_reference():
+    """The FSVAE loop's blocks check the 24-bit range as the reference's steps do: L1 fires
+    at every step on its bias alone, L2 accumulates it."""
     net = _net("fsvae")
-    a, _ = Emulator(net, chunk=5).run(None, 11, 9, first_image=4)
-    b, _ = Emulator(net, chunk=64).run(None, 11, 9, first_image=4)
-    c, _ = Emulator(net).run(None, 4, 9, first_image=11)
-    assert torch.equal(a, b) and torch.equal(a[7:], c)
+    l1, l2 = net.prior[0], net.prior[1]
+    net.prior[0] = dataclasses.replace(l1, bias=np.full(l1.out_shape[0], 4095, np.int64))
+    net.prior[1] = _no_leak_no_spike(l2, bias=np.full(l2.out_shape[0], 4095, np.int64))
+    with pytest.raises(StateOverflow):
+        ReferenceSimulator(net).run(None, 3, 0)
+    with pytest.raises(StateOverflow):
+        Emulator(net).run(None, 3, 0)
 
 
 @pytest.mark.parametrize("kind", ["fsvae", "esvae"])
-def test_a_silent_latent_runs_on_every_tensor_backend(kind):
-    """A prior that never fires (the decoder then receives no spike at all) runs on both
-    simulators with the same images: the readout's bias alone."""
+def test_results_do_not_depend_on_the_chunking(kind):
     net = _net(kind)
+    a, ra = Emulator(net, chunk=5).run(None, 11, 9, first_image=4, record=True)
+    b, rb = Emulator(net, chunk=64).run(None, 11, 9, first_image=4, record=True)
+    c, rc = Emulator(net).run(None, 4, 9, first_image=11, record=True)
+    assert torch.equal(a, b) and torch.equal(a[7:], c)
+    assert set(ra) == set(rb) == set(rc)
+    for k in ra:
+        assert torch.equal(ra[k], rb[k]) and torch.equal(ra[k][7:], rc[k]), k
+    assert int(ra["sampler/z"].sum()) > 10
+    x = _images(6)
+    d, _ = Emulator(net, chunk=4).run(x, 0, 9, first_image=2)
+    e, _ = Emulator(net).run(x[4:], 0, 9, first_image=6)
+    assert torch.equal(d[4:], e)
+
+
+def _silence(net, kind, mode):
+    """Make the latent never fire: the decoder then receives no spike at all."""
     if kind == "fsvae":
-        net.prior = [dataclasses.replace(l, weight=np.zeros_like(l.weight),
-                                         bias=np.zeros_like(l.bias)) for l in net.prior]
-    else:
+        name = "prior" if mode == "generate" else "posterior"
+        setattr(net, name, [dataclasses.replace(l, weight=np.zeros_like(l.weight),
+                                                bias=np.zeros_like(l.bias))
+                            for l in getattr(net, name)])
+    elif mode == "generate":
         pl = net.prior_linear
         net.prior_linear = {**pl, "weight": np.zeros_like(pl["weight"]),
                             "bias": np.full_like(pl["bias"], -(1 << 30))}
-    ref_img, ref = ReferenceSimulator(net).run(None, 3, 1, record=True)
-    got_img, got = Emulator(net).run(None, 3, 1, record=True)
-    assert int(ref["sampler/z"].sum()) == 0
-    assert torch.equal(ref_img, got_img)
-    for key in ref:
-        assert torch.equal(ref[key].long(), got[key].long()), key
+    else:
+        last = net.encoder[-1]
+        net.encoder[-1] = dataclasses.replace(last, weight=np.zeros_like(last.weight),
+                                              bias=np.zeros(last.out_shape[0], np.int64))
+
+
+@pytest.mark.parametrize("kind", ["fsvae", "esvae"])
+@pytest.mark.parametrize("mode", ["reconstruct", "generate"])
+def test_a_silent_latent_runs_on_every_tensor_backend(kind, mode):
+    """A latent that never fires (the decoder then receives no spike at all) runs on every
+    tensor backend with the same images and records: the readout's bias alone."""
+    net = _net(kind)
+    _silence(net, kind, mode)
+    x = _images(3) if mode == "reconstruct" else None
+    runs = {b: run_tensor(net, x, 3, 1, record=True, backend=b) for b in TENSOR_BACKENDS}
+    assert {"emulator", "reference"} <= set(runs)
+    (img0, rec0), *others = runs.values()
+    assert int(rec0["sampler/z"].sum()) == 0
+    for img, rec in others:
+        assert torch.equal(img0, img)
+        assert set(rec) == set(rec0)
+        for key in rec0:
+            assert np.array_equal(rec0[key].astype(np.int64), rec[key].astype(np.int64)), key
+    # the readout is the same in every image: nothing of the image got through
+    assert torch.equal(img0, img0[:1].expand_as(img0))
+
+
+@pytest.mark.parametrize("mode", ["reconstruct", "generate"])
+def test_a_window_not_a_multiple_of_the_loop_latency(mode):
+    """FSVAE with T = 5: S = 9 steps, so the loop runs in blocks of 4, 4 and 1 steps."""
+    net = _net("fsvae", "T=5")
+    assert net.n_steps % 4 == 1
+    _assert_same(net, _images(5) if mode == "reconstruct" else None, 5, seed=2, chunk=2)

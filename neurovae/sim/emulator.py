@@ -1,12 +1,15 @@
 """The `emulator` backend: the Lava graph's fixed-point semantics, one layer at a time.
 
-Every connection delivers at step t the spikes of step t-1, so a feed-forward layer's
-synaptic input for all steps is one batched convolution of its source's whole spike train;
-only the LIF recurrence runs step by step, in a fused kernel (`lif_kernel`) that is exact
-on these integers. Leading steps without input are not convolved, and the neuron state over
-them (driven by bias alone) is computed once for all images. The FSVAE loop is recurrent
-and is stepped. Results are spike-exact with the step-by-step reference
-(`neurovae.sim.reference`) and with Lava (`neurovae verify`).
+On the phase clock (`neurovae.hw.clock`) every feed-forward connection delivers a step's
+spikes within the same local step of the next population's window, so a layer's synaptic
+input for all steps is one batched convolution of its source's whole spike train; only the
+LIF recurrence runs step by step, in a fused kernel (`lif_kernel`) that is exact on these
+integers. Leading steps without input are not convolved, and the neuron state over them
+(driven by bias alone, from step 0) is computed once for all images. The FSVAE loop is
+recurrent, but its feedback z -> L1 arrives LOOP_LATENCY steps later, so it runs in blocks
+of LOOP_LATENCY steps: L1's input over a block needs only z of the blocks before. Results
+are spike-exact with the step-by-step reference (`neurovae.sim.reference`) and with Lava
+(`neurovae verify`).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import numpy as np
 import torch
 
 from ..hw import sampling
+from ..hw.clock import LOOP_LATENCY
 from ..hw.drive import input_drive
 from ..hw.net import DeployNet, Layer
 from ..hw.neuron import ACT_SHIFT, BIAS_EXP, DECAY_UNITY, UV_LIMIT, StateOverflow, lif_step
@@ -67,19 +71,21 @@ class Connection:
             x = x.reshape(m, *layer.in_shape).contiguous(memory_format=torch.channels_last)
         return layer.spec.apply(layer, x, self.w)
 
+    def over_steps(self, s: torch.Tensor) -> torch.Tensor:
+        """Synaptic input for a spike train s (steps, N, ...) -> (steps, N, ...out)."""
+        r = self(s.reshape(s.shape[0] * s.shape[1], *s.shape[2:]))
+        return r.view(s.shape[0], s.shape[1], *r.shape[1:])
 
-def delayed_input(conn: Connection, spikes: Series, S: int) -> Series:
-    """The input series of a layer fed by `spikes`: step t gets the spikes of t-1."""
+
+def synaptic_input(conn: Connection, spikes: Series, S: int) -> Series:
+    """The input series of a layer fed by `spikes`: step s gets the spikes of step s."""
     d = spikes.data
     active = d.reshape(d.shape[0], -1).any(1).nonzero() if len(d) else []
     first = spikes.start + int(active[0]) if len(active) else S
-    n = d.shape[1]
-    if first >= S - 1:                      # nothing arrives before the run ends
+    if first >= S:                          # nothing arrives in the window
         shape = conn.layer.out_shape if conn.is_conv else (conn.layer.n_out,)
-        return Series(S, torch.zeros(0, n, *shape, dtype=conn.dtype))
-    src = d[first - spikes.start:S - 1 - spikes.start]
-    r = conn(src.reshape(len(src) * n, *d.shape[2:]))
-    return Series(first + 1, r.view(len(src), n, *r.shape[1:]))
+        return Series(S, torch.zeros(0, d.shape[1], *shape, dtype=conn.dtype))
+    return Series(first, conn.over_steps(d[first - spikes.start:S - spikes.start]))
 
 
 def lif_series(a: Series, layer: Layer, S: int):
@@ -92,8 +98,9 @@ def lif_series(a: Series, layer: Layer, S: int):
     shape, n = x.shape[2:], x.shape[1]
     bias = _bias(layer, shape)
     # steps before a.start: no input, so v follows the bias alone, the same in every image
+    # (u stays zero: its decay of zero plus no input)
     v = torch.zeros(1, *shape, dtype=torch.float64)
-    for t in range(a.start):
+    for _ in range(a.start):
         try:
             _, v, s = lif_step(0.0, v, 0.0, layer.neuron, bias)
         except StateOverflow:
@@ -148,7 +155,8 @@ def _lif_with_current(x, layer, v0, u0, bias):
 
 
 def _lif_stepped(a: Series, layer: Layer, S: int):
-    """The rare case of a bias alone driving spikes: run from step 0 with the input padded."""
+    """The rare case of a bias alone driving spikes (or overflowing) before the first input:
+    run from step 0 with the input padded."""
     x = a.data
     pad = torch.zeros(a.start, *x.shape[1:], dtype=x.dtype)
     return lif_series(Series(0, torch.cat([pad, x])), layer, S)
@@ -158,7 +166,7 @@ def run_stack(layers: list, conns: list, first: Series, rec: dict | None, stage:
     """Feed a spike series through a feed-forward stack; returns the last layer's spikes."""
     s = first
     for layer, conn in zip(layers, conns):
-        s, _ = lif_series(delayed_input(conn, s, S), layer, S)
+        s, _ = lif_series(synaptic_input(conn, s, S), layer, S)
         if rec is not None:
             rec[f"{stage}/{layer.name}"] = s
     return s
@@ -199,9 +207,10 @@ class Emulator:
         rec = {} if record else None
         enc_out = None
         if not gen:
+            # the input layer receives the drive at every step of its window
             drive = input_drive(net.encoder[0], x_bytes).double()
-            first = Series(1, drive.view(1, n, -1).expand(S - 1, -1, -1))
-            s0, _ = lif_series(first, net.encoder[0], S)
+            s0, _ = lif_series(Series(0, drive.view(1, n, -1).expand(S, -1, -1)),
+                               net.encoder[0], S)
             if rec is not None:
                 rec[f"encoder/{net.encoder[0].name}"] = s0
             enc_out = run_stack(net.encoder[1:], self.enc[1:], s0, rec, "encoder", S)
@@ -213,7 +222,7 @@ class Emulator:
         if rec is not None:
             rec["sampler/z"] = Series(0, z)
         d = run_stack(net.decoder, self.dec, Series(0, z), rec, "decoder", S)
-        _, v = lif_series(delayed_input(self.readout, d, S), self.readout_layer, S)
+        _, v = lif_series(synaptic_input(self.readout, d, S), self.readout_layer, S)
         v = v.round().long().reshape(n, -1)
         out = readout_image(v, net.readout.out_shape)
         if rec is None:
@@ -222,8 +231,11 @@ class Emulator:
                      "readout_v": v}
 
     def _fsvae_loop(self, enc_out, n, seed, images, gen, rec):
-        """The autoregressive loop z -> L1 -> L2 -> L3 -> pick -> z, stepped."""
-        net, S = self.net, self.net.n_steps
+        """The autoregressive loop z -> L1 -> L2 -> L3 -> pick -> z in blocks of
+        LOOP_LATENCY steps: L1 at step s takes [E[s] | z[s - LOOP_LATENCY]], so a block's
+        input needs only earlier blocks' z, and each layer's synapse is one batched product
+        over the block."""
+        net, S, B = self.net, self.net.n_steps, LOOP_LATENCY
         layers = net.loop(gen)
         conns = self.loops["prior" if gen else "posterior"]
         pick_seed = sampling.sampler_seed(seed, gen)
@@ -231,30 +243,35 @@ class Emulator:
         z = torch.zeros(S, n, net.latent, dtype=torch.uint8)
         state = [(torch.zeros(n, l.n_out, dtype=torch.float64), None) for l in layers]
         biases = [_bias(l, (l.n_out,)) for l in layers]
-        for t in range(S):
+        for b in range(0, S, B):
+            e = min(S, b + B)
+            src = z[b - B:e - B] if b >= B else torch.zeros(e - b, n, net.latent,
+                                                           dtype=torch.uint8)
+            if not gen:
+                src = torch.cat([enc_out[b:e], src], 2)
             for i, (layer, conn) in enumerate(zip(layers, conns)):
-                if t == 0:
-                    a = torch.zeros(n, layer.n_out, dtype=torch.float64)
-                else:
-                    src = series[i - 1][t - 1] if i else (
-                        z[t - 1] if gen else torch.cat([enc_out[t - 1], z[t - 1]], 1))
-                    a = conn(src)
-                s, v, u = lif_block(a.unsqueeze(0), layer, *state[i], biases[i])
-                series[i][t], state[i] = s[0], (v, u)
-            z[t] = sampling.pick(series[-1][t], net.k, pick_seed, images, t)
+                s, v, u = lif_block(conn.over_steps(src), layer, *state[i], biases[i])
+                series[i][b:e], state[i] = s, (v, u)
+                src = s
+            for t in range(b, min(e, net.sampler["T"])):
+                z[t] = sampling.pick(series[-1][t], net.k, pick_seed, images, t)
         if rec is not None:
             for layer, s in zip(layers, series):
                 rec[f"latent/{layer.name}"] = Series(0, s)
         return z
 
     def _esvae_sampler(self, enc_out, n, seed, images, gen):
-        """ESVAE: count encoder spikes in the window, then Bernoulli spikes for T steps."""
+        """ESVAE: at each sampling step, z = the encoder's spike at a PRNG-drawn step of its
+        rate window (reconstruction), or Bernoulli spikes of the prior's counts."""
         net, S, sm = self.net, self.net.n_steps, self.net.sampler
         if gen:
             counts = sampling.prior_counts(net.prior_linear, seed, images)
         else:
-            counts = enc_out[sm["window_start"]:sm["sample_start"]].long().sum(0)
+            window = enc_out[sm["window_start"]:sm["sample_start"]].permute(1, 2, 0)
         z = torch.zeros(S, n, net.latent, dtype=torch.uint8)
-        for t in range(sm["sample_start"], min(S, sm["sample_start"] + sm["T"])):
-            z[t] = sampling.rate_spikes(counts, sm["T"], seed, images, t).to(torch.uint8)
+        for t in range(S):
+            if not sampling.in_window(sm, t)[1]:
+                continue
+            z[t] = (sampling.rate_spikes(counts, net.T, seed, images, t) if gen else
+                    sampling.window_pick(window, net.T, seed, images, t)).to(torch.uint8)
         return z

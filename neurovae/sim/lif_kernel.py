@@ -17,13 +17,19 @@ from .. import numba_threads  # noqa: F401  (before any parallel kernel runs)
 
 
 @numba.njit(parallel=True, cache=True)
-def _run(a, scale, bias, v, keep, threshold, limit, spikes, over):
-    """a, spikes: (S, N, K); v: (N, K); bias: (K,); over[i] = 1 if image i left the range."""
-    steps, n, k = a.shape
-    for t in range(steps):
-        for i in numba.prange(n):
+def _run(a, steps, vary, scale, bias, v, keep, threshold, limit, spikes, over):
+    """a: (S, N, K), or (1, N, K) with vary = 0 for the same input at every step (the
+    input drive); spikes: (steps, N, K); v: (N, K); bias: (K,); over[i] = 1 if image i left
+    the range.
+
+    Images are independent, so the parallel loop is the outermost: one parallel region per
+    call rather than one per step (each a barrier the threads wait at)."""
+    n, k = v.shape
+    for i in numba.prange(n):
+        for t in range(steps):
+            ta = t * vary
             for j in range(k):
-                u = a[t, i, j] * scale
+                u = a[ta, i, j] * scale
                 x = math.trunc(v[i, j] * keep) + u + bias[j]
                 if abs(u) >= limit or abs(x) >= limit:
                     over[i] = 1
@@ -42,23 +48,28 @@ def memory_order(x: torch.Tensor) -> list:
 
 def lif_run(a: torch.Tensor, bias: torch.Tensor, v0: torch.Tensor, scale: int, keep: float,
             threshold: float, limit: float):
-    """LIF over an input series a (S, N, ...) in any dense layout, N outermost.
+    """LIF over an input series a (S, N, ...) in any dense layout, N outermost; an input
+    expanded over the steps (stride 0, the input drive) is read once per step, not copied.
 
     bias: per neuron (shape a.shape[2:]), added every step; v0: starting voltage (N, ...).
     Returns (spikes uint8 like a, final v like a[0], whether any |u| or |v| reached limit).
     """
-    order = memory_order(a[0])
-    if order[0] != 0:                      # images must be outermost for the bias index
-        a = a.contiguous()
-        order = list(range(a.dim() - 1))
-    perm = [0] + [d + 1 for d in order]
     steps, n = a.shape[:2]
-    a_mem = a.permute(perm).reshape(steps, n, -1)
+    vary = 0 if steps > 1 and a.stride(0) == 0 else 1   # an expanded, constant input
+    src = a if vary else a[:1]
+    order = memory_order(src[0])
+    if order[0] != 0:                      # images must be outermost for the bias index
+        src = src.contiguous()
+        order = list(range(src.dim() - 1))
+    perm = [0] + [d + 1 for d in order]
+    a_mem = src.permute(perm).reshape(len(src), n, -1)
     b_mem = bias.expand(a.shape[2:]).permute([d - 1 for d in order[1:]]).reshape(-1)
-    v_mem = v0.expand(a.shape[1:]).permute(order).contiguous().reshape(n, -1).double()
-    spikes = torch.empty(a_mem.shape, dtype=torch.uint8)
+    # a copy: the kernel updates v in place, and the caller's v0 must stay as it was
+    v_mem = v0.expand(a.shape[1:]).permute(order).double().clone(
+        memory_format=torch.contiguous_format).reshape(n, -1)
+    spikes = torch.empty((steps, *a_mem.shape[1:]), dtype=torch.uint8)
     over = torch.zeros(n, dtype=torch.uint8)
-    _run(a_mem.numpy(), float(scale), np.ascontiguousarray(b_mem.double().numpy()),
+    _run(a_mem.numpy(), steps, vary, float(scale), np.ascontiguousarray(b_mem.double().numpy()),
          v_mem.numpy(), float(keep), float(threshold), float(limit), spikes.numpy(),
          over.numpy())
     inverse = [perm.index(i) for i in range(len(perm))]
