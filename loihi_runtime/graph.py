@@ -1,136 +1,262 @@
-"""Compile a DeployNet (read from a `.net` file) into a Lava process graph and run it.
+"""Compile a DeployNet (read from a `.net` file) into a Lava process graph of stock parts.
 
-Populations are Lava LIFReset processes (with the input-gating model at image starts),
-connections Lava Dense (dense layers) or Sparse (convolutions, unrolled), the input a
-graded RingBuffer into the first population's a_in, and neurovae's own processes for the
-samplers, the readout and spike recording. One compiled graph runs all images back to back,
-S steps each.
+The graph runs on the phase clock (`docs/clock.md`, `neurovae.hw.clock`): every population
+is a stock `LIFReset` whose window for image n is the global steps [n*S + h, n*S + h + S),
+h its hop (connections from the host's input source), zeroed at the window's first step by
+`reset_offset = clock.reset_offset(h, S)`. Connections are stock `Dense` (dense layers),
+`Sparse` (convolutions, unrolled) and, for ESVAE's rate window, `DelayDense`. The samplers
+are stock LIF neurons used as AND gates (`neurovae.hw.sampling`). With their stock
+`fixed_pt` models and no `exception_proc_model_map`, this is what Loihi 2 computes.
+
+The host sits only at the edges (`host_io`): a RingBuffer of image bytes (hop 0, into the
+first convolution's Sparse), a RingBuffer of the samplers' one-hot selector bits (straight
+into the AND neurons' a_in, 0 delay), for ESVAE generation a RingBuffer of the prior's z
+spikes, and a read of the readout integrators' voltage `v` at the last step of each of
+their windows. `SpikeRecorder` taps (verification only, `record=True`) are not part of the
+deployed graph. One compiled graph runs all images back to back.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from lava.proc.dense.process import Dense
+from lava.proc.dense.process import Dense, DelayDense
 from lava.proc.io.source import RingBuffer
 from lava.proc.lif.process import LIFReset
 from lava.proc.sparse.process import Sparse
 
+from neurovae.errors import NeurovaeError
 from neurovae.hw import sampling
-from neurovae.hw.net import DeployNet, Layer
+from neurovae.hw.clock import LOOP_LATENCY, reset_offset
+from neurovae.hw.drive import INPUT_SHIFT
+from neurovae.hw.net import DeployNet
+from neurovae.hw.neuron import BIAS_EXP, NeuronParams
+from neurovae.hw.readout import readout_neuron
 
-from .processes.gated_lif import PyGatedLifResetModel
-from .processes.readout import Readout, SpikeRecorder
-from .processes.samplers import CandidateSampler, RateSampler
+from .processes.recorder import SpikeRecorder
 
-MESSAGE_BITS = 8   # spikes sent as 8-bit payloads: same sums, ~3x faster Sparse on the CPU
-# process models the graph swaps in over Lava's stock ones (they run on the host CPU)
-PROJECT_MODELS = {LIFReset: PyGatedLifResetModel}
+MESSAGE_BITS = 8     # Dense/Sparse take 8-bit payloads: same sums as binary spikes, ~3x
+                     # faster Sparse on the CPU; needed for the graded image bytes
+MAX_DELAY = 63       # Loihi 2's synaptic delays are 6-bit
+BYTE_BITS = 8        # an image byte on the host -> chip link
+READ_BITS = 24       # a readout voltage (24-bit state) read back by the host
 
 
 def run_config(hardware: bool = False):
-    """The run config of the graph: Lava's fixed-point CPU simulator, or Loihi 2."""
+    """The run config of the graph: Lava's fixed-point CPU simulator, or Loihi 2; every
+    process runs the model Lava selects for it (no exception_proc_model_map)."""
     from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
     if hardware:
-        return Loihi2HwCfg(exception_proc_model_map=dict(PROJECT_MODELS))
-    return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=dict(PROJECT_MODELS))
+        return Loihi2HwCfg()
+    return Loihi2SimCfg(select_tag="fixed_pt")
+
+
+@dataclass
+class HostIO:
+    """A host source at the graph's edge: what it streams and its bits per value."""
+
+    proc: RingBuffer
+    what: str
+    bits: int            # per value per step on the host -> chip link
 
 
 class LavaGraph:
-    """The processes of one reconstruction or generation run of `n_images` images."""
+    """The processes of one reconstruction (x_bytes given) or generation run of n images.
 
-    def __init__(self, net: DeployNet, n_images: int, seed: int, drive: np.ndarray | None,
+    x_bytes: image bytes (N, C, H, W) or (N, pixels), 0..255, or None to generate.
+    `procs` lists every process of the deployed graph (recorders in `recorders`), `hops`
+    each population's hop, `host_io` the host sources, `readout` the readout LIFReset.
+    """
+
+    def __init__(self, net: DeployNet, n_images: int, seed: int, x_bytes=None,
                  record: bool = False, first_image: int = 0):
-        self.net, self.n, self.S = net, n_images, net.n_steps
-        self.record = record
-        self.recorders: dict[str, SpikeRecorder] = {}
+        self.net, self.n, self.S = net, int(n_images), net.n_steps
+        self.record, self.seed = record, seed
+        self.images = np.arange(first_image, first_image + self.n, dtype=np.int64)
         self.procs: list = []
-        gen = drive is None
-        C = net.latent
-        if gen:
-            self.source = None
-            enc_out = None
+        self.hops: dict[str, int] = {}                    # population name -> hop
+        self.host_io: list[HostIO] = []
+        self.recorders: dict[str, tuple[SpikeRecorder, int, int]] = {}  # key -> (rec, hop, group)
+        gen = x_bytes is None
+        S, C = self.S, net.latent
+        enc = [] if gen else net.encoder
+        # the hop of z (where the decoder reads it), hence of the readout and the run length
+        if net.kind == "fsvae":
+            h_z = len(enc) + LOOP_LATENCY          # E -> L1 -> L2 -> L3 -> Z
         else:
-            pops = [self._lif(l, f"encoder/{l.name}") for l in net.encoder]
-            self.source = RingBuffer(data=drive.astype(np.int32))
-            self.source.name = "input_drive"
-            self.source.s_out.connect(pops[0].a_in)
-            self.procs.append(self.source)
-            for layer, pre, post in zip(net.encoder[1:], pops, pops[1:]):
-                self._connect(layer, pre.s_out, post)
-            enc_out = pops[-1].s_out
+            h_z = 0 if gen else len(enc) + 1       # the streamed z, or E -> Zd
+        self.readout_hop = h_z + len(net.decoder) + 1
+        self.total_steps = self.n * S + self.readout_hop
+
+        # ---- encoder: image bytes (hop 0) -> Sparse(first conv, >> 8) -> populations
+        enc_out = None
+        if not gen:
+            x = np.asarray(x_bytes).reshape(self.n, -1).astype(np.int32)
+            if x.shape[1] != enc[0].n_in:
+                raise NeurovaeError(f"{x.shape[1]} pixels do not fit the input layer's "
+                                    f"{enc[0].n_in}")
+            data = np.zeros((x.shape[1], self.total_steps), np.int32)
+            data[:, :self.n * S] = np.repeat(x.T, S, axis=1)
+            src = self._source(data, "input_bytes", "image bytes", BYTE_BITS)
+            port = src.s_out
+            for hop, layer in enumerate(enc, 1):
+                pop = self._lif(layer.neuron, layer.bias_per_neuron(), f"encoder/{layer.name}",
+                                hop)
+                extra = dict(weight_exp=-INPUT_SHIFT) if hop == 1 else {}
+                self._connect(port, pop, layer.spec.unrolled(layer), **extra)
+                port = pop.s_out
+            enc_out = port
+        h_e = len(enc)
+
+        # ---- sampler (and FSVAE's loop): z_port carries z, `repeat` neurons per latent
         if net.kind == "fsvae":
             loop = net.loop(gen)
-            self.sampler = CandidateSampler(latent=C, k=net.k, steps=self.S,
-                                            seed=sampling.sampler_seed(seed, gen),
-                                            first_image=first_image, name="sampler")
-            stage = "latent"
-            lp = [self._lif(l, f"{stage}/{l.name}") for l in loop]
+            k = net.k
+            lp = [self._lif(l.neuron, l.bias_per_neuron(), f"latent/{l.name}", h_e + 1 + i)
+                  for i, l in enumerate(loop)]
+            z = self._lif(sampling.AND_NEURON, np.zeros(C * k, np.int64), "sampler/and",
+                          h_z, record_as="sampler/z", group=k)
             w1 = np.asarray(loop[0].weight, np.int64)
-            if enc_out is not None:   # concat(encoder output, z): two connections, one port
-                self._connect(loop[0], enc_out, lp[0], w1[:, :C], "_from_encoder")
-                self._connect(loop[0], self.sampler.z_out, lp[0], w1[:, C:], "_from_z")
+            if enc_out is not None:   # L1 takes [E | z]: two connections into one port
+                self._connect(enc_out, lp[0], w1[:, :C], "_from_encoder")
+                w_fb = w1[:, C:]
             else:
-                self._connect(loop[0], self.sampler.z_out, lp[0])
+                w_fb = w1
+            self._connect(z.s_out, lp[0], np.repeat(w_fb, k, axis=1), "_from_z")
             for layer, pre, post in zip(loop[1:], lp, lp[1:]):
-                self._connect(layer, pre.s_out, post)
-            lp[-1].s_out.connect(self.sampler.c_in)
-        else:
-            sm = net.sampler
-            self.sampler = RateSampler(latent=C, T=sm["T"], seed=seed, steps=self.S,
-                                       window_start=sm["window_start"],
-                                       sample_start=sm["sample_start"], first_image=first_image,
-                                       prior=net.prior_linear if gen else None,
-                                       name="sampler")
-            if enc_out is not None:
-                enc_out.connect(self.sampler.e_in)
-        self.procs.append(self.sampler)
-        if record:
-            self._recorder("sampler/z", C, self.sampler.z_out)
-        dp = [self._lif(l, f"decoder/{l.name}") for l in net.decoder]
-        self._connect(net.decoder[0], self.sampler.z_out, dp[0])
-        for layer, pre, post in zip(net.decoder[1:], dp, dp[1:]):
-            self._connect(layer, pre.s_out, post)
-        r = net.readout
-        self.readout = Readout(shape=r.n_out, v_decay=r.neuron.v_decay,
-                               bias=r.bias_per_neuron(),
-                               steps=self.S, n_images=n_images, name="readout")
-        self._connect(r, dp[-1].s_out, self.readout)
-        self.procs.append(self.readout)
+                self._connect(pre.s_out, post, layer.spec.unrolled(layer))
+            self._connect(lp[-1].s_out, z, sampling.AND_WEIGHT * np.eye(C * k, dtype=np.int64))
+            sel = np.zeros((C * k, self.total_steps), np.int32)
+            pick_seed = sampling.sampler_seed(seed, gen)
+            for s in range(net.sampler["T"]):
+                one_hot = sampling.pick_selector(self.images, k, pick_seed, self.images, s, C)
+                sel[:, self.n_slots(h_z, s)] = sampling.AND_WEIGHT * one_hot.T
+            self._source(sel, "selector", "one-hot selectors of the AND neurons", 1,
+                         into=z.a_in)
+            z_port, repeat = z.s_out, k
+        elif not gen:                 # ESVAE: E -> DelayDense (d = 1..2T-1) -> AND neurons
+            T = net.sampler["T"]
+            delays = sampling.window_delays(T)
+            nd = len(delays)
+            if delays.max() > MAX_DELAY:
+                raise NeurovaeError(f"ESVAE's rate window needs synaptic delays up to "
+                                    f"{delays.max()}; Loihi 2 allows {MAX_DELAY} (T <= 32)")
+            zd = self._lif(sampling.AND_NEURON, np.zeros(C * nd, np.int64), "sampler/window",
+                           h_z, record_as="sampler/z", group=nd)
+            rows = np.arange(C * nd)
+            w = np.zeros((C * nd, C), np.int64)
+            d = np.zeros((C * nd, C), np.int64)
+            w[rows, rows // nd] = sampling.AND_WEIGHT
+            d[rows, rows // nd] = np.tile(delays, C)
+            conn = DelayDense(weights=w.astype(np.int32), delays=d,
+                              name=f"{zd.name}_synapses")
+            enc_out.connect(conn.s_in)
+            conn.a_out.connect(zd.a_in)
+            self.procs.append(conn)
+            sel = np.zeros((C * nd, self.total_steps), np.int32)
+            start = net.sampler["sample_start"]
+            for s in range(start, start + T):
+                one_hot = sampling.window_selector(self.images, T, seed, self.images, s, C)
+                sel[:, self.n_slots(h_z, s)] = sampling.AND_WEIGHT * one_hot.T
+            self._source(sel, "selector", "one-hot selectors of the window's AND neurons", 1,
+                         into=zd.a_in)
+            z_port, repeat = zd.s_out, nd
+        else:                         # ESVAE generation: the host streams the prior's z
+            T = net.sampler["T"]
+            counts = sampling.prior_counts(net.prior_linear, seed, self.images)
+            data = np.zeros((C, self.total_steps), np.int32)
+            start = net.sampler["sample_start"]
+            for s in range(start, start + T):
+                data[:, self.n_slots(0, s)] = sampling.rate_spikes(
+                    counts, T, seed, self.images, s).T
+            src = self._source(data, "prior_z", "the prior's z spikes", 1)
+            if record:
+                self._recorder("sampler/z", src.s_out, C, 0)
+            z_port, repeat = src.s_out, 1
 
-    def _lif(self, layer: Layer, name: str) -> LIFReset:
-        p = layer.neuron
-        bias = layer.bias_per_neuron().astype(np.int16)
-        lif = LIFReset(shape=(layer.n_out,), du=max(p.i_decay - 1, 0), dv=p.v_decay,
-                       vth=p.vth_mant, bias_mant=bias, bias_exp=6, reset_interval=self.S,
-                       reset_offset=1, name=name.replace("/", "_"))
+        # ---- decoder and readout
+        dec = net.decoder
+        port = z_port
+        for i, layer in enumerate(dec):
+            pop = self._lif(layer.neuron, layer.bias_per_neuron(), f"decoder/{layer.name}",
+                            h_z + 1 + i)
+            m = layer.spec.unrolled(layer)
+            if i == 0 and repeat > 1:     # latent i's weights for each of its AND neurons
+                m = m[:, np.repeat(np.arange(m.shape[1]), repeat)]
+            self._connect(port, pop, m)
+            port = pop.s_out
+        r = net.readout
+        self.readout = self._lif(readout_neuron(r.neuron.v_decay), r.bias_per_neuron(),
+                                 "readout", self.readout_hop, record_as=None)
+        self._connect(port, self.readout, r.spec.unrolled(r))
+
+    # ---- the clock
+    def n_slots(self, hop: int, s: int) -> np.ndarray:
+        """Global steps of local step s of a hop-`hop` population, for every image."""
+        return np.arange(self.n) * self.S + hop + s
+
+    def chunks(self) -> list[int]:
+        """Run lengths that end exactly at each image's readout step (n*S + h(R) + S - 1):
+        run them in order and read the readout voltage after each."""
+        return [self.readout_hop + self.S] + [self.S] * (self.n - 1) if self.n else []
+
+    # ---- building blocks
+    def _lif(self, p: NeuronParams, bias, name: str, hop: int, record_as: str | None = "",
+             group: int = 1) -> LIFReset:
+        """A stock LIFReset population of hop `hop` (netx's mapping: du = iDecay - 1)."""
+        bias = np.asarray(bias, np.int64)
+        lif = LIFReset(shape=(len(bias),), du=max(p.i_decay - 1, 0), dv=p.v_decay,
+                       vth=p.vth_mant, bias_mant=bias.astype(np.int16), bias_exp=BIAS_EXP,
+                       reset_interval=self.S, reset_offset=reset_offset(hop, self.S),
+                       name=name.replace("/", "_"))
         self.procs.append(lif)
-        if self.record:
-            self._recorder(name, layer.n_out, lif.s_out)
+        self.hops[lif.name] = hop
+        key = name if record_as == "" else record_as
+        if self.record and key:
+            self._recorder(key, lif.s_out, len(bias), hop, group)
         return lif
 
-    def _connect(self, layer: Layer, src_port, dst, matrix=None, suffix: str = ""):
+    def _source(self, data: np.ndarray, name: str, what: str, bits: int, into=None):
+        src = RingBuffer(data=data)
+        src.name = name
+        if into is not None:
+            src.s_out.connect(into)
+        self.procs.append(src)
+        self.host_io.append(HostIO(src, what, bits))
+        return src
+
+    def _connect(self, src_port, dst, matrix, suffix: str = "", **kwargs):
         """Source port -> Dense (a dense matrix) or Sparse (an unrolled conv) -> dst.a_in,
-        named after its destination; `matrix` defaults to the layer's whole connection."""
-        matrix = layer.spec.unrolled(layer) if matrix is None else matrix
+        named after its destination."""
         kind = Dense if isinstance(matrix, np.ndarray) else Sparse
         conn = kind(weights=matrix.astype(np.int32), num_message_bits=MESSAGE_BITS,
-                    name=f"{dst.name}_synapses{suffix}")
+                    name=f"{dst.name}_synapses{suffix}", **kwargs)
         src_port.connect(conn.s_in)
         conn.a_out.connect(dst.a_in)
         self.procs.append(conn)
+        return conn
 
-    def _recorder(self, name: str, size: int, port):
-        rec = SpikeRecorder(shape=size, total_steps=self.n * self.S)
+    def _recorder(self, key: str, port, size: int, hop: int, group: int = 1):
+        rec = SpikeRecorder(shape=size, total_steps=self.total_steps)
         port.connect(rec.s_in)
-        self.recorders[name] = rec
-        self.procs.append(rec)
+        self.recorders[key] = (rec, hop, group)
+
+    # ---- reading results
+    def read_readout(self) -> np.ndarray:
+        """The readout voltages now (host read of the readout LIF's v), int64."""
+        return np.rint(np.asarray(self.readout.v.get(), np.float64)).astype(np.int64)
 
     def read_records(self) -> dict[str, np.ndarray]:
-        """Recorded spikes as uint8 arrays (n_images, neurons, S)."""
+        """Recorded spikes as uint8 arrays (n_images, neurons, S), each population's global
+        steps cut into its per-image windows; AND groups (sampler/z) ORed per latent."""
         out = {}
-        for name, rec in self.recorders.items():
-            packed = np.asarray(rec.packed.get(), np.int32)
+        N, S = self.n, self.S
+        for key, (rec, hop, group) in self.recorders.items():
+            packed = np.asarray(rec.packed.get(), np.float64).astype(np.int64).astype(np.int32)
             bits = np.unpackbits(packed.view(np.uint8), axis=1, bitorder="little")
             size = rec.proc_params["shape"]
-            spikes = bits[:, :size].reshape(self.n, self.S, size)
-            out[name] = spikes.transpose(0, 2, 1).astype(np.uint8)
+            win = bits[hop:hop + N * S, :size].reshape(N, S, size).transpose(0, 2, 1)
+            if group > 1:
+                win = win.reshape(N, size // group, group, S).max(axis=2)
+            out[key] = np.ascontiguousarray(win).astype(np.uint8)
         return out

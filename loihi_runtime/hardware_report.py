@@ -1,10 +1,13 @@
 """What runs where: every process of the Lava graph that `generate` and `reconstruct` build,
-with its Lava class, the process model it runs with, its placement, and host<->chip traffic.
+with its Lava class, its placement, and the host<->chip traffic.
 
 A process is placed on a `neuro-core` when it is one of Lava's stock neuron or synapse
-classes (whose Loihi 2 models Intel's compiler maps to neuro-cores) running its stock
-model; `host-io` when it is a declared host I/O process at the graph's edge; `host`
-otherwise, with the reason. The spike recorders `verify` adds are not part of this graph.
+classes (whose Loihi 2 models Intel's compiler maps to neuro-cores); the graph selects no
+other model for them (`graph.run_config` has no exception_proc_model_map). It is `host-io`
+when it is one of the graph's declared host sources at its edge (image bytes, selector
+bits, ESVAE's prior z); `host` otherwise, with the reason (none today). The host also reads
+the readout voltages once per image (`host_reads`). The spike recorders `verify` adds are
+not part of this graph.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import numpy as np
 
 from neurovae.hw.net import DeployNet
 
-from .graph import PROJECT_MODELS, LavaGraph
+from .graph import READ_BITS, LavaGraph
 
 # Lava's public processes with Loihi 2 neuro-core models (in Intel's lava-loihi)
 NEURO_CORE_CLASSES = {
@@ -21,8 +24,9 @@ NEURO_CORE_CLASSES = {
     "lava.proc.sparse.process": ("Sparse", "DelaySparse"),
     "lava.proc.conv.process": ("Conv",),
 }
-HOST_IO_CLASSES = {"lava.proc.io.source.RingBuffer": "host input: streams the input drive"}
-GRADED_BITS = 24          # a graded value (drive, synaptic activation) is 24-bit on Loihi
+# Lava's host processes the graph may use at its edges
+HOST_IO_CLASSES = ("lava.proc.io.source.RingBuffer", "lava.proc.monitor.process.Monitor")
+GRADED_BITS = 24          # a synaptic activation is a 24-bit graded value on Loihi
 SYNAPSE_CLASSES = ("Dense", "DelayDense", "Sparse", "DelaySparse", "Conv")
 
 
@@ -31,27 +35,27 @@ def _qualname(proc) -> str:
     return f"{cls.__module__}.{cls.__name__}"
 
 
-def _placement(proc) -> tuple[str, str | None]:
+def _placement(proc, host_io: dict) -> tuple[str, str | None]:
     """(placement, why it is not on a neuro-core or None)."""
     cls, qual = type(proc), _qualname(proc)
     if qual in HOST_IO_CLASSES:
-        return "host-io", None
+        if id(proc) in host_io:
+            return "host-io", f"host input at the graph's edge: streams {host_io[id(proc)].what}"
+        return "host-io", "host I/O at the graph's edge: reads state back to the host"
     if cls.__name__ in NEURO_CORE_CLASSES.get(cls.__module__, ()):
-        model = PROJECT_MODELS.get(cls)
-        if model is None:
-            return "neuro-core", None
-        return "host", (f"runs neurovae's Python model {model.__name__} "
-                        f"(exception_proc_model_map), which Lava places on the host CPU")
-    return "host", (f"{cls.__name__} is a neurovae Python process ({cls.__module__}); a "
-                    f"Python process model runs on the host CPU")
+        return "neuro-core", None
+    return "host", (f"{cls.__name__} ({cls.__module__}) is not one of Lava's neuro-core "
+                    f"processes; its Python model runs on the host CPU")
 
 
-def _out_bits(port) -> int:
+def _out_bits(port, host_io: dict) -> int:
     """Bits one step of this output port carries: a bit per neuron for spikes, 24 per
-    graded value (synaptic activations, the input drive)."""
+    synaptic activation, a host source's declared bits per value."""
     proc = port.process
-    graded = type(proc).__name__ in SYNAPSE_CLASSES or _qualname(proc) in HOST_IO_CLASSES
-    return int(np.prod(port.shape)) * (GRADED_BITS if graded else 1)
+    size = int(np.prod(port.shape))
+    if id(proc) in host_io:
+        return size * host_io[id(proc)].bits
+    return size * (GRADED_BITS if type(proc).__name__ in SYNAPSE_CLASSES else 1)
 
 
 def _counts(proc) -> tuple[int, int]:
@@ -71,52 +75,67 @@ def describe(net: DeployNet, mode: str = "reconstruct") -> dict:
     """The placement report of the deployed graph of `mode` (reconstruct or generate)."""
     if mode not in ("reconstruct", "generate"):
         raise ValueError(f"mode must be reconstruct or generate, not {mode!r}")
-    drive = None
+    x = None
     if mode == "reconstruct":
-        drive = np.zeros((net.encoder[0].n_out, net.n_steps), np.int32)
-    graph = LavaGraph(net, 1, net.seed, drive)
-    place = {id(p): _placement(p) for p in graph.procs}
+        x = np.zeros((1, int(np.prod(net.image_shape))), np.uint8)
+    graph = LavaGraph(net, 1, net.seed, x)
+    host_io = {id(h.proc): h for h in graph.host_io}
+    place = {id(p): _placement(p, host_io) for p in graph.procs}
     rows, crossing = [], 0
     for proc in graph.procs:
         where, why = place[id(proc)]
         neurons, synapses = _counts(proc)
-        bits_out = sum(_out_bits(port) for port in proc.out_ports.members)
+        bits_out = sum(_out_bits(port, host_io) for port in proc.out_ports.members)
         bits_in = 0
         for port in proc.in_ports.members:
             for src in port.in_connections:
-                bits_in += _out_bits(src)
+                bits = _out_bits(src, host_io)
+                bits_in += bits
                 src_where = place.get(id(src.process), ("host", None))[0]
                 if (src_where == "neuro-core") != (where == "neuro-core"):
-                    crossing += _out_bits(src)
+                    crossing += bits
         rows.append({"name": proc.name, "class": _qualname(proc), "placement": where,
                      "neurons": neurons, "synapses": synapses, "bits_in_per_step": bits_in,
                      "bits_out_per_step": bits_out, **({"why": why} if why else {})})
+    pixels = net.readout.n_out
+    reads = [{"name": f"{graph.readout.name}.v", "values": pixels,
+              "bits_per_image": READ_BITS * pixels,
+              "why": "the host reads the readout integrators' 24-bit voltage at the last "
+                     "step of each image"}]
+    per_image = crossing * net.n_steps + sum(r["bits_per_image"] for r in reads)
     return {"mode": mode, "steps_per_image": net.n_steps, "processes": rows,
-            "host_bits_per_step": crossing, "host_bits_per_image": crossing * net.n_steps,
-            "not_on_neuro_cores": [{"name": r["name"], "why": r["why"]} for r in rows
-                                   if r["placement"] == "host"]}
+            "host_bits_per_step": crossing, "host_reads": reads,
+            "host_bits_per_image": per_image,
+            "not_on_neuro_cores": [{"name": r["name"], "placement": r["placement"],
+                                    "why": r["why"]} for r in rows
+                                   if r["placement"] != "neuro-core"]}
 
 
 def format_report(report: dict) -> str:
     """The report as a text table, then the traffic and what is not on a neuro-core."""
     lines = [f"Lava graph of {report['mode']} ({report['steps_per_image']} steps per image)",
-             f"{'process':34} {'class':16} {'placement':10} {'neurons':>8} {'synapses':>10} "
+             f"{'process':34} {'class':10} {'placement':10} {'neurons':>8} {'synapses':>10} "
              f"{'bits in/step':>12} {'bits out/step':>13}"]
     for r in report["processes"]:
-        lines.append(f"{r['name'][:34]:34} {r['class'].rsplit('.', 1)[1][:16]:16} "
+        lines.append(f"{r['name'][:34]:34} {r['class'].rsplit('.', 1)[1][:10]:10} "
                      f"{r['placement']:10} {r['neurons']:8d} {r['synapses']:10d} "
                      f"{r['bits_in_per_step']:12d} {r['bits_out_per_step']:13d}")
-    counts = {}
+    counts: dict[str, int] = {}
     for r in report["processes"]:
         counts[r["placement"]] = counts.get(r["placement"], 0) + 1
     lines.append("placement: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-    lines.append(f"host<->chip traffic: {report['host_bits_per_step']} bits per step, "
-                 f"{report['host_bits_per_image']} per image")
+    reads = report.get("host_reads", [])
+    read_bits = sum(r["bits_per_image"] for r in reads)
+    lines.append(f"host<->chip traffic: {report['host_bits_per_step']} bits per step in, "
+                 f"{read_bits} bits per image read back; {report['host_bits_per_image']} "
+                 f"bits per image in all")
+    for r in reads:
+        lines.append(f"  read {r['name']}: {r['values']} values x 24 bits once per image")
     if report["not_on_neuro_cores"]:
         lines.append("not on a neuro-core:")
-        whys: dict[str, list] = {}
+        whys: dict[tuple, list] = {}
         for item in report["not_on_neuro_cores"]:
-            whys.setdefault(item["why"], []).append(item["name"])
-        for why, names in whys.items():
-            lines.append(f"  {', '.join(names)}: {why}")
+            whys.setdefault((item["placement"], item["why"]), []).append(item["name"])
+        for (where, why), names in whys.items():
+            lines.append(f"  {', '.join(names)} ({where}): {why}")
     return "\n".join(lines)

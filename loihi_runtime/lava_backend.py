@@ -76,16 +76,10 @@ def loihi2_available() -> bool:
         return False
 
 
-def drive_series(net: DeployNet, x_bytes: torch.Tensor) -> np.ndarray:
-    """The input RingBuffer's data: each image's integer drive held for its S steps."""
-    from neurovae.hw.drive import input_drive
-    d = input_drive(net.encoder[0], x_bytes).numpy()          # (N, n_in)
-    return np.repeat(d.T[:, :, None], net.n_steps, axis=2).reshape(d.shape[1], -1)
-
-
 def run_lava(net: DeployNet, x_bytes, n, seed, record=False, hardware=False, progress=False,
              timeout: float | None = None, first_image: int = 0, on_image=None):
-    """Run the Lava graph of `net` image by image; see `backends.run`.
+    """Run the Lava graph of `net` (stock processes, `graph.LavaGraph`) on its images back
+    to back, reading each image's readout voltage at its last step; see `backends.run`.
 
     `timeout` (seconds, compile included) stops the run with LavaTimeout; SIGINT/SIGTERM
     raise LavaInterrupted; a failure inside a Lava process raises LavaRunError naming the
@@ -101,8 +95,11 @@ def run_lava(net: DeployNet, x_bytes, n, seed, record=False, hardware=False, pro
     from .graph import LavaGraph, run_config
 
     n = n if x_bytes is None else len(x_bytes)
-    drive = None if x_bytes is None else drive_series(net, x_bytes)
-    graph = LavaGraph(net, n, seed, drive, record=record, first_image=first_image)
+    x = None if x_bytes is None else np.asarray(torch.as_tensor(x_bytes))
+    graph = LavaGraph(net, n, seed, x, record=record, first_image=first_image)
+    frames = np.zeros((n, net.readout.n_out), np.int64)
+    if n == 0:
+        return readout_image(torch.as_tensor(frames), net.readout.out_shape), {}
     cfg = run_config(hardware)
     root = graph.readout
     where = "loihi2" if hardware else "lava-sim"
@@ -116,14 +113,15 @@ def run_lava(net: DeployNet, x_bytes, n, seed, record=False, hardware=False, pro
                 root.create_runtime(executable=executable)
             guard.runtime = root.runtime
             guard.check()
-            for _ in range(n):
-                root.run(condition=RunSteps(num_steps=net.n_steps), run_cfg=cfg)
+            # each chunk ends at an image's readout step: read its voltages there
+            for steps in graph.chunks():
+                root.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+                frames[done] = graph.read_readout()
                 done += 1
                 bar.update()
                 if on_image is not None:
                     on_image(done)
                 guard.check()
-            frames = np.asarray(root.frames.get(), np.int64)
             records = graph.read_records() if record else {}
             guard.check()
         except BaseException as exc:

@@ -10,7 +10,7 @@ to a marker file, so that a harness can kill or interrupt it at a chosen moment:
                           bytes then trickle out over S seconds, so a kill lands mid-write
     saved E B             checkpoint.save returned (epoch E; B = mid-epoch batch or -)
 
---lava-fail makes the Lava readout process raise ValueError at step 30 (forked children
+--lava-fail makes Lava's stock LIFReset model raise ValueError at step 30 (forked children
 inherit the patch).
 
 As a module it gives the harness helpers: the corrupt variants of a checkpoint and of a
@@ -83,15 +83,15 @@ def _install_hooks(markers: str, slow_checkpoint: float, lava_fail: bool) -> Non
     checkpoint.save = save
 
     if lava_fail:
-        from neurovae.loihi_runtime.processes import readout
+        from lava.proc.lif.models import PyLifResetModelBitAcc
 
-        real_spk = readout.PyReadoutModel.run_spk
+        real_spk = PyLifResetModelBitAcc.run_spk
 
         def run_spk(self):
             if self.time_step >= 30:
-                raise ValueError(f"injected readout fault at step {self.time_step}")
+                raise ValueError(f"injected neuron fault at step {self.time_step}")
             return real_spk(self)
-        readout.PyReadoutModel.run_spk = run_spk
+        PyLifResetModelBitAcc.run_spk = run_spk
 
 
 def worker_main(argv: list[str]) -> None:

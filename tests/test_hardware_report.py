@@ -1,12 +1,13 @@
 """`inspect --hardware`: every process of the deployed Lava graph, its class and placement.
 
-The report must describe the graph `generate` and `reconstruct` actually build, and say
-honestly which processes cannot sit on a neuro-core today and why.
+The report must describe the graph `generate` and `reconstruct` actually build: every neuron
+and synapse a stock Lava neuro-core process, only the host sources at the edge host-io.
 """
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -39,40 +40,60 @@ def nets(tmp_path_factory):
 def test_report_lists_every_process_of_the_run_graph(nets, kind, mode):
     net, _ = nets[kind]
     report = describe(net, mode)
-    drive = None
-    if mode == "reconstruct":
-        import numpy as np
-        drive = np.zeros((net.encoder[0].n_out, net.n_steps), np.int32)
-    graph = LavaGraph(net, 1, net.seed, drive)
+    x = np.zeros((1, *net.image_shape), np.uint8) if mode == "reconstruct" else None
+    graph = LavaGraph(net, 1, net.seed, x)
     assert [r["name"] for r in report["processes"]] == [p.name for p in graph.procs]
     assert all(KEYS <= set(r) for r in report["processes"])
     by_class = {}
     for r in report["processes"]:
         by_class.setdefault(r["class"].rsplit(".", 1)[1], []).append(r)
-    # neurons: one row per population, with the layer's size; every layer's synapses appear
-    layers = net.encoder * (mode == "reconstruct") + net.decoder
+    # neurons: one LIFReset per layer with its size, plus the AND neurons; all synapses
+    layers = net.encoder * (mode == "reconstruct") + net.decoder + [net.readout]
     if kind == "fsvae":
         layers = layers + net.loop(mode == "generate")
-    assert sum(r["neurons"] for r in by_class["LIFReset"]) == sum(l.n_out for l in layers)
+    and_neurons = {"fsvae": net.latent * net.k, "esvae": net.latent * (2 * net.T - 1)}[kind]
+    and_neurons *= not (kind == "esvae" and mode == "generate")
+    assert sum(r["neurons"] for r in by_class["LIFReset"]) == \
+        sum(l.n_out for l in layers) + and_neurons
     syn = sum(r["synapses"] for c in ("Dense", "Sparse") for r in by_class.get(c, []))
-    hidden = [l for l in layers + [net.readout] if not l.spec.host_drive]
-    assert syn == sum(l.spec.synapse_count(l) for l in hidden)
-    # today's honest placement: the gated populations, the sampler and the readout are host
-    for r in by_class["LIFReset"]:
-        assert r["placement"] == "host" and "PyGatedLifResetModel" in r["why"]
-    assert {r["placement"] for c in ("Dense", "Sparse") for r in by_class.get(c, [])} == {
-        "neuro-core"}
-    host = {r["name"] for r in report["processes"] if r["placement"] == "host"}
-    assert {"sampler", "readout"} <= host
+    fsvae_loop = kind == "fsvae"
+    repeat = {"fsvae": net.k, "esvae": 2 * net.T - 1 if mode == "reconstruct" else 1}[kind]
+    want = sum(l.spec.synapse_count(l) for l in layers)
+    dec0 = net.decoder[0].spec.synapse_count(net.decoder[0])
+    want += dec0 * (repeat - 1)                       # latent weights per AND neuron
+    if fsvae_loop:
+        l1 = np.asarray(net.loop(mode == "generate")[0].weight)
+        want += int(np.count_nonzero(l1[:, -net.latent:])) * (net.k - 1) + and_neurons
+    assert syn == want
+    assert sum(r["synapses"] for r in by_class.get("DelayDense", [])) == \
+        (and_neurons if kind == "esvae" else 0)
+    # every neuron and synapse on a neuro-core; only the host sources at the edge are not
+    assert {r["placement"] for c in ("LIFReset", "Dense", "Sparse", "DelayDense")
+            for r in by_class.get(c, [])} == {"neuro-core"}
+    host = {r["name"] for r in report["processes"] if r["placement"] != "neuro-core"}
+    assert {r["placement"] for r in report["processes"]} <= {"neuro-core", "host-io"}
     assert {x["name"] for x in report["not_on_neuro_cores"]} == host
-    assert ("input_drive" in {r["name"] for r in report["processes"]
-                              if r["placement"] == "host-io"}) == (mode == "reconstruct")
-    # traffic: every spike a host population sends into an on-chip synapse crosses
-    pops = {r["name"]: r for r in by_class["LIFReset"]}
-    assert report["host_bits_per_step"] >= sum(r["bits_out_per_step"] for r in pops.values())
-    assert report["host_bits_per_image"] == report["host_bits_per_step"] * net.n_steps
+    assert all(x["why"] for x in report["not_on_neuro_cores"])
+    assert set(by_class) - {"RingBuffer"} <= {"LIFReset", "Dense", "Sparse", "DelayDense"}
+    sources = {("fsvae", "reconstruct"): {"input_bytes", "selector"},
+               ("fsvae", "generate"): {"selector"},
+               ("esvae", "reconstruct"): {"input_bytes", "selector"},
+               ("esvae", "generate"): {"prior_z"}}[kind, mode]
+    assert host == sources
+    # traffic: bytes 8 bits per pixel, selectors 1 bit per AND neuron, prior z C bits, per
+    # step; the readout's 24-bit voltages once per image
+    rows = {r["name"]: r for r in report["processes"]}
+    pixels = int(np.prod(net.image_shape))
+    bits = {"input_bytes": 8 * pixels, "selector": and_neurons, "prior_z": net.latent}
+    for name in sources:
+        assert rows[name]["bits_out_per_step"] == bits[name]
+        assert rows[name]["bits_in_per_step"] == 0
+    assert report["host_bits_per_step"] == sum(bits[n] for n in sources)
+    assert report["host_bits_per_image"] == \
+        report["host_bits_per_step"] * net.n_steps + 24 * net.readout.n_out
     text = format_report(report)
     assert "not on a neuro-core" in text and "host<->chip traffic" in text
+    assert "host-io" in text and "once per image" in text
 
 
 def test_cli_inspect_hardware_json(nets, tmp_path):

@@ -133,7 +133,7 @@ def test_skipped_parts_are_named(written):
         assert all(len(s.split(":", 1)[1].strip()) > 20 for s in skipped)   # with reasons
         assert g.metadata["skipped"] == "\n".join(skipped)
     assert "k-candidate" in written["fsvae"][2][2]
-    assert "Bernoulli" in " ".join(written["esvae"][2])
+    assert "window sampler" in " ".join(written["esvae"][2])
 
 
 def _euler(node, affine, spikes):

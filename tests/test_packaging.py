@@ -70,7 +70,7 @@ def test_source_scan_sees_the_known_packages():
     for name in ("neurovae", "neurovae.models", "neurovae.metrics", "neurovae.export",
                  "neurovae.loihi_runtime", "neurovae.loihi_runtime.processes"):
         assert name in found, f"{name} not found under {ROOT}"
-    assert "gated_lif.py" in found["neurovae.loihi_runtime.processes"]
+    assert "recorder.py" in found["neurovae.loihi_runtime.processes"]
 
 
 def test_every_source_package_is_in_the_wheel_with_all_its_modules(wheel):

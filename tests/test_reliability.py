@@ -372,41 +372,7 @@ def lava_net(files):
     return load(files["net"])
 
 
-def test_exception_inside_a_lava_process_surfaces_its_cause(lava_net, monkeypatch):
-    from neurovae.loihi_runtime import LavaRunError, run
-    from neurovae.loihi_runtime.processes import readout
-
-    real = readout.PyReadoutModel.run_spk
-
-    def fail(self):
-        if self.time_step >= 30:
-            raise ValueError(f"injected readout fault at step {self.time_step}")
-        return real(self)
-    monkeypatch.setattr(readout.PyReadoutModel, "run_spk", fail)
-    t0 = time.monotonic()
-    with pytest.raises(LavaRunError) as info:
-        run(lava_net, "lava-sim", n=5, seed=1)
-    msg = str(info.value)
-    assert "PyReadoutModel" in msg and "ValueError: injected readout fault at step 30" in msg
-    assert "Exception(s) occurred" not in msg
-    assert time.monotonic() - t0 < 60
-    assert _children() == 0
-
-
-def test_a_lava_process_that_dies_is_detected_not_waited_for(lava_net, monkeypatch):
-    from neurovae.loihi_runtime import LavaRunError, run
-    from neurovae.loihi_runtime.processes import readout
-
-    real = readout.PyReadoutModel.run_spk
-
-    def die(self):
-        if self.time_step >= 30:
-            os._exit(3)
-        return real(self)
-    monkeypatch.setattr(readout.PyReadoutModel, "run_spk", die)
-    with pytest.raises(LavaRunError, match="PyReadoutModel.*exited with code 3"):
-        run(lava_net, "lava-sim", n=5, seed=1)
-    assert _children() == 0
+# A fault inside a stock Lava model and a dying Lava process: tests/test_lava_runtime.py.
 
 
 def test_timeout_stops_the_runtime_and_reaps_its_processes(lava_net):
@@ -466,7 +432,7 @@ def test_cli_timeout_and_process_failure_are_reported_and_leave_no_process(files
     assert proc.returncode == 2, err
     line = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(line) == 1, err
-    assert "PyReadoutModel" in line[0] and "ValueError: injected readout fault" in line[0]
+    assert "PyLifResetModelBitAcc" in line[0] and "ValueError: injected neuron fault" in line[0]
     assert "Traceback" not in err and not out.exists()
     assert fw.leftover_processes(proc.pid) == []
 

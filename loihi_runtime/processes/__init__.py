@@ -1,2 +1,3 @@
-"""Lava processes neurovae adds where Lava has none (kept alone in this folder: Lava's
-compiler executes every module beside a Process to find its models)."""
+"""Lava processes neurovae adds: only the verification tap `SpikeRecorder` (kept alone in
+this folder: Lava's compiler executes every module beside a Process to find its models).
+The deployed graph is built from Lava's stock processes alone."""
