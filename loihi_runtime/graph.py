@@ -27,7 +27,7 @@ from lava.proc.sparse.process import Sparse
 
 from neurovae.errors import NeurovaeError
 from neurovae.hw import sampling
-from neurovae.hw.clock import LOOP_LATENCY, reset_offset
+from neurovae.hw.clock import LOOP_LATENCY, MAX_SYNAPTIC_DELAY as MAX_DELAY, reset_offset
 from neurovae.hw.drive import INPUT_SHIFT
 from neurovae.hw.net import DeployNet
 from neurovae.hw.neuron import BIAS_EXP, NeuronParams
@@ -37,7 +37,6 @@ from .processes.recorder import SpikeRecorder
 
 MESSAGE_BITS = 8     # Dense/Sparse take 8-bit payloads: same sums as binary spikes, ~3x
                      # faster Sparse on the CPU; needed for the graded image bytes
-MAX_DELAY = 63       # Loihi 2's synaptic delays are 6-bit
 BYTE_BITS = 8        # an image byte on the host -> chip link
 READ_BITS = 24       # a readout voltage (24-bit state) read back by the host
 

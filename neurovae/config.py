@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .hw.clock import LOOP_LATENCY, MAX_SYNAPTIC_DELAY
 from .hw.neuron import NeuronParams
 
 MODELS = ("fsvae", "esvae", "ann-vae", "ann-ae", "classifier")
@@ -84,6 +85,14 @@ class Config:
         for name in ("latent", "k", "T", "epochs", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.model == "fsvae" and self.T <= LOOP_LATENCY:
+            raise ConfigError(f"FSVAE needs T > {LOOP_LATENCY}: its loop feeds a sampled spike "
+                              f"back {LOOP_LATENCY} steps later, so with T = {self.T} no spike "
+                              f"would feed back and the posterior would not be autoregressive")
+        if self.model == "esvae" and 2 * self.T - 1 > MAX_SYNAPTIC_DELAY:
+            raise ConfigError(f"ESVAE needs T <= {(MAX_SYNAPTIC_DELAY + 1) // 2}: its sampler "
+                              f"holds the rate window in synaptic delays up to 2T-1, and "
+                              f"Loihi 2's are at most {MAX_SYNAPTIC_DELAY}")
         if self.micro_batch < 0:
             raise ConfigError(f"micro_batch must be 0 (whole batch) or positive, got "
                               f"{self.micro_batch}")

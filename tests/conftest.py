@@ -7,7 +7,7 @@ from neurovae.kernels import enable_kernels
 enable_kernels()   # the suite trains on the kernels `neurovae train` enables
 
 
-TINY = ["batch_size=16", "T=4", "train_subset=64", "epochs=1", "latent=8", "k=4",
+TINY = ["batch_size=16", "T=5", "train_subset=64", "epochs=1", "latent=8", "k=4",
         "enc_channels=8,16", "dec_channels=16,8,8"]
 
 

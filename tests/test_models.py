@@ -6,7 +6,7 @@ import torch
 
 from conftest import TINY
 from neurovae import deploy
-from neurovae.config import make_config
+from neurovae.config import ConfigError, make_config
 from neurovae.hw import sampling
 from neurovae.hw.clock import LOOP_LATENCY
 from neurovae.models import build_model
@@ -21,7 +21,8 @@ def _batch(n=4):
 def test_gradients_reach_every_trainable_weight(tiny_cfg):
     for kind in ("fsvae", "esvae", "ann-vae", "ann-ae"):
         torch.manual_seed(0)
-        # FSVAE's feedback reaches z only when T > LOOP_LATENCY (TINY's T = 4 is not)
+        # T = 6: two steps of fed-back z (TINY's T = 5 gives one, too few spikes for a
+        # gradient through this small random loop)
         model = build_model(tiny_cfg(kind, *(["T=6"] if kind == "fsvae" else [])))
         out = model(_batch(8), seed=3, images=torch.arange(8), ss_p=0.2,
                     gen=torch.Generator().manual_seed(0))
@@ -32,10 +33,21 @@ def test_gradients_reach_every_trainable_weight(tiny_cfg):
 
 
 def test_the_phase_clock_lengths(tiny_cfg):
-    for T in (4, 7):
+    for T in (5, 7):
         assert build_model(tiny_cfg("fsvae", f"T={T}")).n_steps == T + LOOP_LATENCY == T + 4
         esvae = build_model(tiny_cfg("esvae", f"T={T}"))
         assert esvae.n_steps == 2 * T and esvae.sample_start == T and esvae.window_start == 0
+
+
+def test_clock_limits_are_config_errors(tiny_cfg):
+    """FSVAE's feedback must reach z (T > 4); ESVAE's window must fit Loihi 2's 6-bit
+    synaptic delays (2T - 1 <= 63)."""
+    with pytest.raises(ConfigError, match="FSVAE needs T > 4"):
+        tiny_cfg("fsvae", "T=4")
+    assert build_model(tiny_cfg("esvae", "T=4")).n_steps == 8
+    assert build_model(tiny_cfg("esvae", "T=32")).n_steps == 64
+    with pytest.raises(ConfigError, match="ESVAE needs T <= 32"):
+        tiny_cfg("esvae", "T=33")
 
 
 def test_fsvae_loop_latency_is_four_and_z_is_silent_after_T(tiny_cfg):

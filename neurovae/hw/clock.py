@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 CLOCK = "phase"         # the name checkpoints and .net files carry (older files: none)
 LOOP_LATENCY = 4        # FSVAE loop z -> L1 -> L2 -> L3 -> AND -> z: four connections
+MAX_SYNAPTIC_DELAY = 63 # Loihi 2's synaptic delays are 6-bit: ESVAE's window needs 2T-1
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ class ESVAE(torch.nn.Module):
         rate = window.mean(-1, keepdim=True)
         m = self._draws(seed, images, window.device)
         hard = window.detach().gather(2, m)
-        return self._full_window(hard + rate - rate.detach())
+        # (rate - rate.detach()) is exactly 0 forward, so z stays exactly 0/1 for any T
+        return self._full_window(hard + (rate - rate.detach()))
 
     def spike_train(self, rate: torch.Tensor, seed: int, images: torch.Tensor):
         """Bernoulli spikes (N, C, S) in the sampling window, P(spike) = rate, for rates
@@ -63,7 +64,8 @@ class ESVAE(torch.nn.Module):
         m = self._draws(seed, images, rate.device)
         # m < count on the deployed integers; count = rate * T there
         hard = (rate.unsqueeze(-1) * T > m.to(rate.dtype) + 0.5).to(rate.dtype)
-        return self._full_window(hard + rate.unsqueeze(-1) - rate.unsqueeze(-1).detach())
+        r = rate.unsqueeze(-1)
+        return self._full_window(hard + (r - r.detach()))
 
     def posterior_window(self, x_bytes):
         """The encoder's spikes of the rate window, local steps [0, T): (N, C, T)."""
