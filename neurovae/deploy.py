@@ -5,14 +5,11 @@ weight rule; the `.net` writer (`neurovae.export`) then stores the DeployNet.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from .hw.net import DeployNet, Layer
 from .hw.neuron import quantize_bias_int, quantize_weight
-from .hw.sampling import PRIOR_WEIGHT_SHIFT, SIGMOID_SHIFT, sigmoid_thresholds
 
 
 def _qw(block) -> np.ndarray:
@@ -81,11 +78,7 @@ def from_model(model, seed: int = 0) -> DeployNet:
         net.prior = _loop(model.prior, cfg, p, "prior")
         net.sampler = {"type": "pick", "k": cfg.k, "T": cfg.T}
     else:
-        w = model.prior.weight.detach().double() * math.sqrt(3) * 2 ** PRIOR_WEIGHT_SHIFT
-        b = model.prior.bias.detach().double() * 2 ** SIGMOID_SHIFT
         net.sampler = {"type": "window", "window_start": model.window_start,
                        "sample_start": model.sample_start, "T": cfg.T}
-        net.prior_linear = {"weight": torch.round(w).long().numpy(),
-                            "bias": torch.round(b).long().numpy(),
-                            "thresholds": sigmoid_thresholds(cfg.T)}
+        net.prior_linear = model.integer_prior()
     return net

@@ -201,3 +201,25 @@ def test_float_model_equals_the_reference_simulator(kind, mode):
     assert sum(int(v.long().sum()) for k, v in rec.items() if k.startswith("decoder/")) > 1000
     if x is not None:
         assert int(rec["encoder/dense"].long().sum()) >= 20
+
+
+def test_esvae_generation_counts_are_the_integer_priors_at_its_thresholds(tiny_cfg):
+    """Prior biases a hair either side of every count threshold: the float model's
+    deployed generation takes the integer prior's counts, as the graph's host does, where
+    float32 sigmoid(.) * T would round the other way."""
+    import math
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg("esvae", "latent=32")).eval()
+    T = model.cfg.T
+    edges = [math.log((j - 0.5) / (T - j + 0.5)) for j in range(1, T + 1)]
+    bias = torch.tensor([edges[i % T] + (3e-8 if i % 2 else -3e-8) for i in range(32)])
+    with torch.no_grad():
+        model.prior.weight.zero_()
+        model.prior.bias.copy_(bias)
+    images = torch.arange(4)
+    _, rec = ReferenceSimulator(deploy.from_model(model)).run(None, 4, 3, record=True)
+    z = model.latent(None, 3, images)
+    assert torch.equal(z.long(), rec["sampler/z"].long())
+    float_counts = torch.round(model.prior_rate(3, images) * T).long()
+    integer_counts = sampling.prior_counts(model.integer_prior(), 3, images)
+    assert (float_counts != integer_counts).any()          # the case this test is about

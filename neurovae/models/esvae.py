@@ -11,12 +11,14 @@ posterior and prior rates.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..config import Config
 from ..hw import sampling
 from ..hw.clock import esvae_clock
-from ..hw.sampling import EPS_SCALE
+from ..hw.sampling import EPS_SCALE, PRIOR_WEIGHT_SHIFT, SIGMOID_SHIFT
 from .fsvae import _images, to_input, to_target
 from ..devices import model_device
 from .spiking import SpikingDecoder, SpikingEncoder, rbf_mmd
@@ -81,6 +83,14 @@ class ESVAE(torch.nn.Module):
         eps = sampling.prior_eps(images, seed, images, self.cfg.latent)
         return torch.sigmoid(self.prior(eps.float() * EPS_SCALE))
 
+    def integer_prior(self) -> dict:
+        """The prior as the deployed integers (`sampling.prior_counts`): weight x sqrt(3) in
+        units of 2**-8, bias in units of 2**-24, and the sigmoid's count thresholds."""
+        w = self.prior.weight.detach().double().cpu() * math.sqrt(3) * 2 ** PRIOR_WEIGHT_SHIFT
+        b = self.prior.bias.detach().double().cpu() * 2 ** SIGMOID_SHIFT
+        return {"weight": torch.round(w).long().numpy(), "bias": torch.round(b).long().numpy(),
+                "thresholds": sampling.sigmoid_thresholds(self.cfg.T)}
+
     def forward(self, x_bytes, seed: int, images=None, **_):
         images = _images(x_bytes, images)
         window = self.posterior_window(x_bytes)
@@ -95,11 +105,13 @@ class ESVAE(torch.nn.Module):
 
     def latent(self, x_bytes, seed: int, images):
         """Deployed latent spikes z (N, C, S): picked from the encoder's rate window for
-        x_bytes, from the prior's rates rounded to the deployable count / T when x_bytes is
-        None; zero before the sampling steps."""
+        x_bytes; from the integer prior's counts (what the host computes on the graph,
+        round(sigmoid(.) * T) in exact integers) when x_bytes is None; zero before the
+        sampling steps."""
         if x_bytes is None:
-            rate = torch.round(self.prior_rate(seed, images) * self.cfg.T) / self.cfg.T
-            return self.spike_train(rate, seed, images)
+            images = images.to(model_device(self))
+            counts = sampling.prior_counts(self.integer_prior(), seed, images)
+            return self.spike_train(counts.float() / self.cfg.T, seed, images)
         return self.window_spikes(self.posterior_window(x_bytes), seed, images)
 
     def decode(self, z):
