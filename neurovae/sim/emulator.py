@@ -80,19 +80,23 @@ class Connection:
 def synaptic_input(conn: Connection, spikes: Series, S: int) -> Series:
     """The input series of a layer fed by `spikes`: step s gets the spikes of step s."""
     d = spikes.data
-    active = d.reshape(d.shape[0], -1).any(1).nonzero() if len(d) else []
-    first = spikes.start + int(active[0]) if len(active) else S
+    # the first step with a spike, found step by step: usually one of the first few, so
+    # this reads little of the train (and copies none of it)
+    lead = next((t for t in range(len(d)) if bool(d[t].any())), len(d))
+    first = spikes.start + lead if lead < len(d) else S
     if first >= S:                          # nothing arrives in the window
         shape = conn.layer.out_shape if conn.is_conv else (conn.layer.n_out,)
         return Series(S, torch.zeros(0, d.shape[1], *shape, dtype=conn.dtype))
     return Series(first, conn.over_steps(d[first - spikes.start:S - spikes.start]))
 
 
-def lif_series(a: Series, layer: Layer, S: int):
+def lif_series(a: Series, layer: Layer, S: int, dtype: torch.dtype = torch.uint8,
+               buffer=None):
     """Bit-accurate CUBA LIF over an input series of integers; returns (spikes, final v).
 
     The arithmetic of `hw.neuron.lif_step` (its conformance test checks the kernel);
-    Loihi's 24-bit state range is checked at every step.
+    Loihi's 24-bit state range is checked at every step. Spikes (0 or 1) come in `dtype`:
+    the one the next synapse reads saves converting them there. buffer: see `lif_run`.
     """
     x = a.data
     shape, n = x.shape[2:], x.shape[1]
@@ -104,30 +108,31 @@ def lif_series(a: Series, layer: Layer, S: int):
         try:
             _, v, s = lif_step(0.0, v, 0.0, layer.neuron, bias)
         except StateOverflow:
-            return _lif_stepped(a, layer, S)
+            return _lif_stepped(a, layer, S, dtype)
         if bool(s.any()):
-            return _lif_stepped(a, layer, S)
+            return _lif_stepped(a, layer, S, dtype)
     if len(x) == 0:
-        return Series(S, torch.empty_like(x, dtype=torch.uint8)), v.expand(n, *shape)
-    spikes, v, _ = lif_block(x, layer, v, None, bias)
+        return Series(S, torch.empty_like(x, dtype=dtype)), v.expand(n, *shape)
+    spikes, v, _ = lif_block(x, layer, v, None, bias, dtype, buffer)
     return Series(a.start, spikes), v
 
 
-def lif_block(x: torch.Tensor, layer: Layer, v0: torch.Tensor, u0, bias=None):
+def lif_block(x: torch.Tensor, layer: Layer, v0: torch.Tensor, u0, bias=None,
+              dtype: torch.dtype = torch.uint8, buffer=None):
     """LIF steps over inputs x (steps, N, ...) from state (v0, u0; u0 None = zero current);
     bias: the layer's `_bias`, when the caller already holds it.
 
     Neurons whose current is the step's input alone (all of neurovae's) run in the fused
-    kernel; others step with `lif_step`. Returns (spikes uint8, v, u) and raises
+    kernel; others step with `lif_step`. Returns (spikes of `dtype`, v, u) and raises
     StateOverflow when a state reaches Loihi's 24-bit limit.
     """
     p = layer.neuron
     bias = _bias(layer, x.shape[2:]) if bias is None else bias
     if p.i_decay != DECAY_UNITY:
-        return _lif_with_current(x, layer, v0, u0, bias)
+        return _lif_with_current(x, layer, v0, u0, bias, dtype)
     fv = (DECAY_UNITY - p.v_decay) / DECAY_UNITY
     spikes, v, over = lif_run(x, bias * (1 << BIAS_EXP), v0, 1 << ACT_SHIFT, fv,
-                              float(p.threshold_hw), UV_LIMIT - 1)
+                              float(p.threshold_hw), UV_LIMIT - 1, dtype, buffer)
     if over:
         raise StateOverflow(f"a neuron state in layer {layer.name} reached Loihi's 24-bit "
                             f"limit ({UV_LIMIT - 1})")
@@ -139,11 +144,11 @@ def _bias(layer: Layer, shape) -> torch.Tensor:
     return torch.as_tensor(layer.bias_per_neuron(), dtype=torch.float64).view(shape)
 
 
-def _lif_with_current(x, layer, v0, u0, bias):
+def _lif_with_current(x, layer, v0, u0, bias, dtype=torch.uint8):
     """LIF with current memory (i_decay < 4096): `lif_step` step by step."""
     v = v0.expand(x.shape[1:]).double()
     u = torch.zeros_like(v) if u0 is None else u0
-    spikes = torch.empty_like(x, dtype=torch.uint8)
+    spikes = torch.empty_like(x, dtype=dtype)
     for t in range(len(x)):
         try:
             u, v, s = lif_step(u, v, x[t].double(), layer.neuron, bias)
@@ -154,28 +159,39 @@ def _lif_with_current(x, layer, v0, u0, bias):
     return spikes, v, u
 
 
-def _lif_stepped(a: Series, layer: Layer, S: int):
+def _lif_stepped(a: Series, layer: Layer, S: int, dtype=torch.uint8):
     """The rare case of a bias alone driving spikes (or overflowing) before the first input:
     run from step 0 with the input padded."""
     x = a.data
     pad = torch.zeros(a.start, *x.shape[1:], dtype=x.dtype)
-    return lif_series(Series(0, torch.cat([pad, x])), layer, S)
+    return lif_series(Series(0, torch.cat([pad, x])), layer, S, dtype)
 
 
-def run_stack(layers: list, conns: list, first: Series, rec: dict | None, stage: str, S: int):
-    """Feed a spike series through a feed-forward stack; returns the last layer's spikes."""
+def _record(rec: dict | None, key: str, s: Series):
+    """Keep a layer's spikes for the records, as uint8 (a copy: the train may live in a
+    buffer that the next chunk overwrites)."""
+    if rec is not None:
+        rec[key] = Series(s.start, s.data.to(torch.uint8, copy=True))
+
+
+def run_stack(layers: list, conns: list, first: Series, rec: dict | None, stage: str, S: int,
+              dtype: torch.dtype = torch.uint8, buffers=None):
+    """Feed a spike series through a feed-forward stack; returns the last layer's spikes, in
+    `dtype` (each inner layer's come in the dtype its successor's synapse reads).
+    buffers(key): a `lif_run` buffer for the layer named key, or None for fresh memory."""
     s = first
-    for layer, conn in zip(layers, conns):
-        s, _ = lif_series(synaptic_input(conn, s, S), layer, S)
-        if rec is not None:
-            rec[f"{stage}/{layer.name}"] = s
+    dtypes = [c.dtype for c in conns[1:]] + [dtype]
+    for layer, conn, dt in zip(layers, conns, dtypes):
+        buf = None if buffers is None else buffers(f"{stage}/{layer.name}")
+        s, _ = lif_series(synaptic_input(conn, s, S), layer, S, dt, buf)
+        _record(rec, f"{stage}/{layer.name}", s)
     return s
 
 
 class Emulator:
     """Reconstruct or generate with a DeployNet, batched over images and steps."""
 
-    def __init__(self, net: DeployNet, chunk: int = 512):
+    def __init__(self, net: DeployNet, chunk: int = 64):
         self.net, self.chunk = net, chunk
         self.enc = [Connection(l) for l in net.encoder]
         self.dec = [Connection(l) for l in net.decoder]
@@ -184,6 +200,20 @@ class Emulator:
             net.readout, neuron=readout_neuron(net.readout.neuron.v_decay))
         self.loops = {"posterior": [Connection(l) for l in net.posterior],
                       "prior": [Connection(l) for l in net.prior]}
+        self._buffers: dict = {}
+
+    def _buffer(self, key: str = ""):
+        """A spike buffer (see `lif_run`), one per dtype, kept across layers, chunks and runs,
+        so spikes are written to memory already mapped. Safe because each spike train is
+        dead once the next layer's synaptic input is computed from it, before that layer's
+        spikes are written (the synapse output is new memory); what outlives a layer (the
+        encoder's output, records) is copied out first. key: unused (the layer's name)."""
+        def get(numel: int, dtype: torch.dtype) -> torch.Tensor:
+            b = self._buffers.get(dtype)
+            if b is None or b.numel() < numel:
+                b = self._buffers[dtype] = torch.empty(numel, dtype=dtype)
+            return b
+        return get
 
     def run(self, x_bytes: torch.Tensor | None, n: int, seed: int, first_image: int = 0,
             record: bool = False):
@@ -209,11 +239,16 @@ class Emulator:
         if not gen:
             # the input layer receives the drive at every step of its window
             drive = input_drive(net.encoder[0], x_bytes).double()
-            s0, _ = lif_series(Series(0, drive.view(1, n, -1).expand(S, -1, -1)),
-                               net.encoder[0], S)
-            if rec is not None:
-                rec[f"encoder/{net.encoder[0].name}"] = s0
-            enc_out = run_stack(net.encoder[1:], self.enc[1:], s0, rec, "encoder", S)
+            first = net.encoder[0]
+            # in channels-last memory, so its spikes come in the layout conv1 reads
+            drive = drive.view(n, *first.out_shape).contiguous(
+                memory_format=torch.channels_last)
+            s0, _ = lif_series(Series(0, drive.unsqueeze(0).expand(S, *drive.shape)), first, S,
+                               self.enc[1].dtype if len(self.enc) > 1 else torch.uint8,
+                               self._buffer(f"encoder/{first.name}"))
+            _record(rec, f"encoder/{first.name}", s0)
+            enc_out = run_stack(net.encoder[1:], self.enc[1:], s0, rec, "encoder", S,
+                                buffers=self._buffer)
             enc_out = enc_out.full(S)
         if net.kind == "fsvae":
             z = self._fsvae_loop(enc_out, n, seed, images, gen, rec)
@@ -221,8 +256,10 @@ class Emulator:
             z = self._esvae_sampler(enc_out, n, seed, images, gen)
         if rec is not None:
             rec["sampler/z"] = Series(0, z)
-        d = run_stack(net.decoder, self.dec, Series(0, z), rec, "decoder", S)
-        _, v = lif_series(synaptic_input(self.readout, d, S), self.readout_layer, S)
+        d = run_stack(net.decoder, self.dec, Series(0, z), rec, "decoder", S,
+                      self.readout.dtype, self._buffer)
+        _, v = lif_series(synaptic_input(self.readout, d, S), self.readout_layer, S,
+                          buffer=self._buffer("readout"))
         v = v.round().long().reshape(n, -1)
         out = readout_image(v, net.readout.out_shape)
         if rec is None:

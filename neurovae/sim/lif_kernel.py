@@ -47,12 +47,17 @@ def memory_order(x: torch.Tensor) -> list:
 
 
 def lif_run(a: torch.Tensor, bias: torch.Tensor, v0: torch.Tensor, scale: int, keep: float,
-            threshold: float, limit: float):
+            threshold: float, limit: float, dtype: torch.dtype = torch.uint8, buffer=None):
     """LIF over an input series a (S, N, ...) in any dense layout, N outermost; an input
     expanded over the steps (stride 0, the input drive) is read once per step, not copied.
 
     bias: per neuron (shape a.shape[2:]), added every step; v0: starting voltage (N, ...).
-    Returns (spikes uint8 like a, final v like a[0], whether any |u| or |v| reached limit).
+    Returns (spikes of `dtype` (0 or 1) in a's layout, final v like a[0], whether any |u| or
+    |v| reached limit). Spikes can be written in the dtype their next synapse reads, which
+    spares a conversion pass over the whole train. buffer(numel, dtype), when given, returns
+    a flat tensor of at least numel elements for the spikes (the caller's, reused from call
+    to call: writing into memory already mapped is much faster here than into a fresh
+    allocation, whose first touch faults every page in).
     """
     steps, n = a.shape[:2]
     vary = 0 if steps > 1 and a.stride(0) == 0 else 1   # an expanded, constant input
@@ -67,7 +72,9 @@ def lif_run(a: torch.Tensor, bias: torch.Tensor, v0: torch.Tensor, scale: int, k
     # a copy: the kernel updates v in place, and the caller's v0 must stay as it was
     v_mem = v0.expand(a.shape[1:]).permute(order).double().clone(
         memory_format=torch.contiguous_format).reshape(n, -1)
-    spikes = torch.empty((steps, *a_mem.shape[1:]), dtype=torch.uint8)
+    numel = steps * a_mem.shape[1] * a_mem.shape[2]
+    flat = torch.empty(numel, dtype=dtype) if buffer is None else buffer(numel, dtype)[:numel]
+    spikes = flat.view(steps, *a_mem.shape[1:])
     over = torch.zeros(n, dtype=torch.uint8)
     _run(a_mem.numpy(), steps, vary, float(scale), np.ascontiguousarray(b_mem.double().numpy()),
          v_mem.numpy(), float(keep), float(threshold), float(limit), spikes.numpy(),
