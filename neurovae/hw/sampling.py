@@ -131,7 +131,7 @@ def prior_counts(prior_linear: dict, seed: int, images):
     """ESVAE's integer prior: eps -> y = W eps + b -> count = #(y >= thresholds), (N, C)."""
     w, b, th = (prior_linear[k] for k in ("weight", "bias", "thresholds"))
     if _torch(images):
-        w, b, th = (torch.as_tensor(np.asarray(x), dtype=torch.int64, device=images.device)
+        w, b, th = (torch.as_tensor(x, dtype=torch.int64, device=images.device)
                     for x in (w, b, th))
     else:
         w, b, th = (np.asarray(x, np.int64) for x in (w, b, th))

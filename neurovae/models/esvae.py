@@ -83,13 +83,17 @@ class ESVAE(torch.nn.Module):
         eps = sampling.prior_eps(images, seed, images, self.cfg.latent)
         return torch.sigmoid(self.prior(eps.float() * EPS_SCALE))
 
-    def integer_prior(self) -> dict:
+    def integer_prior(self, as_numpy: bool = True) -> dict:
         """The prior as the deployed integers (`sampling.prior_counts`): weight x sqrt(3) in
-        units of 2**-8, bias in units of 2**-24, and the sigmoid's count thresholds."""
-        w = self.prior.weight.detach().double().cpu() * math.sqrt(3) * 2 ** PRIOR_WEIGHT_SHIFT
-        b = self.prior.bias.detach().double().cpu() * 2 ** SIGMOID_SHIFT
-        return {"weight": torch.round(w).long().numpy(), "bias": torch.round(b).long().numpy(),
-                "thresholds": sampling.sigmoid_thresholds(self.cfg.T)}
+        units of 2**-8, bias in units of 2**-24, and the sigmoid's count thresholds; as
+        numpy arrays (the file's) or as int64 tensors on the model's device."""
+        w = torch.round(self.prior.weight.detach().double()
+                        * (math.sqrt(3) * 2 ** PRIOR_WEIGHT_SHIFT)).long()
+        b = torch.round(self.prior.bias.detach().double() * 2 ** SIGMOID_SHIFT).long()
+        th = sampling.sigmoid_thresholds(self.cfg.T)
+        if as_numpy:
+            return {"weight": w.cpu().numpy(), "bias": b.cpu().numpy(), "thresholds": th}
+        return {"weight": w, "bias": b, "thresholds": th}
 
     def forward(self, x_bytes, seed: int, images=None, **_):
         images = _images(x_bytes, images)
@@ -110,7 +114,7 @@ class ESVAE(torch.nn.Module):
         sampling steps."""
         if x_bytes is None:
             images = images.to(model_device(self))
-            counts = sampling.prior_counts(self.integer_prior(), seed, images)
+            counts = sampling.prior_counts(self.integer_prior(as_numpy=False), seed, images)
             return self.spike_train(counts.float() / self.cfg.T, seed, images)
         return self.window_spikes(self.posterior_window(x_bytes), seed, images)
 
