@@ -6,7 +6,7 @@ h its hop (connections from the host's input source), zeroed at the window's fir
 `reset_offset = clock.reset_offset(h, S)`. Connections are stock `Dense` (dense layers),
 `Sparse` (convolutions, unrolled) and, for ESVAE's rate window, `DelayDense`. The samplers
 are stock LIF neurons used as AND gates (`neurovae.hw.sampling`). With their stock
-`fixed_pt` models and no `exception_proc_model_map`, this is what Loihi 2 computes.
+`fixed_pt` models and no model override of any process, this is what Loihi 2 computes.
 
 The host sits only at the edges (`host_io`): a RingBuffer of image bytes (hop 0, into the
 first convolution's Sparse), a RingBuffer of the samplers' one-hot selector bits (straight
@@ -43,7 +43,7 @@ READ_BITS = 24       # a readout voltage (24-bit state) read back by the host
 
 def run_config(hardware: bool = False):
     """The run config of the graph: Lava's fixed-point CPU simulator, or Loihi 2; every
-    process runs the model Lava selects for it (no exception_proc_model_map)."""
+    process runs the stock model Lava selects for it (no model overrides)."""
     from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
     if hardware:
         return Loihi2HwCfg()

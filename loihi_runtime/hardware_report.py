@@ -3,7 +3,7 @@ with its Lava class, its placement, and the host<->chip traffic.
 
 A process is placed on a `neuro-core` when it is one of Lava's stock neuron or synapse
 classes (whose Loihi 2 models Intel's compiler maps to neuro-cores); the graph selects no
-other model for them (`graph.run_config` has no exception_proc_model_map). It is `host-io`
+other model for them (`graph.run_config` overrides no model). It is `host-io`
 when it is one of the graph's declared host sources at its edge (image bytes, selector
 bits, ESVAE's prior z); `host` otherwise, with the reason (none today). The host also reads
 the readout voltages once per image (`host_reads`). The spike recorders `verify` adds are

@@ -62,15 +62,6 @@ def quantize_bias_int(b: torch.Tensor) -> torch.Tensor:
     return torch.round(b.detach().double() * WEIGHT_SCALE).clamp(BIAS_MIN, BIAS_MAX).long()
 
 
-def round_half_even_div(x: torch.Tensor, shift: int) -> torch.Tensor:
-    """x / 2**shift rounded half to even, on int64 (matches torch.round on exact floats)."""
-    q = x >> shift
-    r = x - (q << shift)
-    half = 1 << (shift - 1)
-    up = (r > half) | ((r == half) & (q % 2 == 1))
-    return q + up.to(torch.int64)
-
-
 def _xp(x):
     return torch if isinstance(x, torch.Tensor) else np
 

@@ -1,5 +1,5 @@
 """The samplers' rules, written once for numpy and torch: FSVAE's k-candidate pick,
-ESVAE's pick of one window step and its integer prior, with the seeds and the image clock.
+ESVAE's pick of one window step and its integer prior, with their seeds.
 
 On the graph both picks are AND neurons: a candidate (FSVAE) or a delayed encoder spike
 (ESVAE) and a one-hot selector the host streams in must arrive in the same step. The
@@ -46,12 +46,6 @@ def _arange(like, n):
 def sampler_seed(seed: int, generate: bool) -> int:
     """The prior samples with the salted seed, so its draws differ from the posterior's."""
     return seed ^ prng.PRIOR_SEED_SALT if generate else seed
-
-
-def image_clock(time_step: int, steps: int, first_image: int = 0) -> tuple[int, int]:
-    """Lava's 1-based time step of a run of images back to back -> (image, step in image)."""
-    t0 = time_step - 1
-    return first_image + t0 // steps, t0 % steps
 
 
 def pick_index(like, seed: int, images, step: int, latent: int, k: int):

@@ -185,8 +185,7 @@ class AutoregressiveLoop(torch.nn.Module):
         latents = torch.arange(self.C, device=dev)
         cands, zs, fed = [], [], []
         for t in range(steps):
-            # nothing is fed back before step LOOP_LATENCY; the connection stays in the
-            # graph (zero gradient) so that DDP sees w_fb used even when T <= LOOP_LATENCY
+            # nothing is fed back before step LOOP_LATENCY
             a1 = F.linear(fed[t - LOOP_LATENCY] if t >= LOOP_LATENCY else zeros(self.C), w_fb)
             if w_ext is not None:
                 a1 = a1 + F.linear(ext[..., t], w_ext)
