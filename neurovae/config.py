@@ -32,7 +32,7 @@ class Config:
     i_decay: int = 4096                     # CUBA current decay (12-bit): 4096 = no current memory
     v_decay: int = 3072                     # CUBA voltage decay: keeps 1/4 of v per step (FSVAE's tau 0.25)
     vth_mant: int = 80                      # threshold mantissa: 80/64 = 1.25
-    tau_grad: float = 0.01                  # surrogate width: tau_grad * threshold * 100 (lava-dl)
+    tau_grad: float = 0.03                  # surrogate width: tau_grad * threshold * 100 (lava-dl); 0.03 by the quality bench (docs/quality.md)
     scale_grad: float = 12.0                # surrogate peak: scale_grad * 0.1 / 2 / width
     readout_v_decay: int = 819              # readout keeps 0.8 of its voltage per step
     mmd_weight: float = 1.0                 # FSVAE: 1 (paper); ESVAE: 0.001
