@@ -14,10 +14,9 @@ import numpy as np
 from neurovae import prng
 from neurovae.hw.layers import FILE_TYPES
 from neurovae.hw.net import DeployNet, Layer
+from neurovae.hw.clock import esvae_clock, fsvae_clock
 from neurovae.hw.neuron import (BIAS_MAX, BIAS_MIN, VTH_MAX, WEIGHT_MAX, WEIGHT_MIN,
                              NeuronParams)
-
-from neurovae.hw.clock import esvae_clock, fsvae_clock
 
 from .format import FORMAT_NAME, FORMAT_VERSION, NetFormatError
 from .writer import checksum

@@ -94,8 +94,7 @@ class LavaGraph:
             if x.shape[1] != enc[0].n_in:
                 raise NeurovaeError(f"{x.shape[1]} pixels do not fit the input layer's "
                                     f"{enc[0].n_in}")
-            data = np.zeros((x.shape[1], self.total_steps), np.int32)
-            data[:, :self.n * S] = np.repeat(x.T, S, axis=1)
+            data = self._stream(x.shape[1], 0, range(S), lambda s: x)
             src = self._source(data, "input_bytes", "image bytes", BYTE_BITS)
             port = src.s_out
             for hop, layer in enumerate(enc, 1):
@@ -125,11 +124,10 @@ class LavaGraph:
             for layer, pre, post in zip(loop[1:], lp, lp[1:]):
                 self._connect(pre.s_out, post, layer.spec.unrolled(layer))
             self._connect(lp[-1].s_out, z, sampling.AND_WEIGHT * np.eye(C * k, dtype=np.int64))
-            sel = np.zeros((C * k, self.total_steps), np.int32)
             pick_seed = sampling.sampler_seed(seed, gen)
-            for s in range(net.sampler["T"]):
-                one_hot = sampling.pick_selector(self.images, k, pick_seed, self.images, s, C)
-                sel[:, self.n_slots(h_z, s)] = sampling.AND_WEIGHT * one_hot.T
+            sel = self._stream(C * k, h_z, range(net.sampler["T"]), lambda s: (
+                sampling.AND_WEIGHT * sampling.pick_selector(self.images, k, pick_seed,
+                                                             self.images, s, C)))
             self._source(sel, "selector", "one-hot selectors of the AND neurons", 1,
                          into=z.a_in)
             z_port, repeat = z.s_out, k
@@ -152,22 +150,19 @@ class LavaGraph:
             enc_out.connect(conn.s_in)
             conn.a_out.connect(zd.a_in)
             self.procs.append(conn)
-            sel = np.zeros((C * nd, self.total_steps), np.int32)
             start = net.sampler["sample_start"]
-            for s in range(start, start + T):
-                one_hot = sampling.window_selector(self.images, T, seed, self.images, s, C)
-                sel[:, self.n_slots(h_z, s)] = sampling.AND_WEIGHT * one_hot.T
+            sel = self._stream(C * nd, h_z, range(start, start + T), lambda s: (
+                sampling.AND_WEIGHT * sampling.window_selector(self.images, T, seed,
+                                                               self.images, s, C)))
             self._source(sel, "selector", "one-hot selectors of the window's AND neurons", 1,
                          into=zd.a_in)
             z_port, repeat = zd.s_out, nd
         else:                         # ESVAE generation: the host streams the prior's z
             T = net.sampler["T"]
             counts = sampling.prior_counts(net.prior_linear, seed, self.images)
-            data = np.zeros((C, self.total_steps), np.int32)
             start = net.sampler["sample_start"]
-            for s in range(start, start + T):
-                data[:, self.n_slots(0, s)] = sampling.rate_spikes(
-                    counts, T, seed, self.images, s).T
+            data = self._stream(C, 0, range(start, start + T), lambda s: sampling.rate_spikes(
+                counts, T, seed, self.images, s))
             src = self._source(data, "prior_z", "the prior's z spikes", 1)
             if record:
                 self._recorder("sampler/z", src.s_out, C, 0)
@@ -193,6 +188,14 @@ class LavaGraph:
     def n_slots(self, hop: int, s: int) -> np.ndarray:
         """Global steps of local step s of a hop-`hop` population, for every image."""
         return np.arange(self.n) * self.S + hop + s
+
+    def _stream(self, rows: int, hop: int, steps, values) -> np.ndarray:
+        """A host source's data over the whole run: values(s), (n_images, rows), at local
+        step s of a hop-`hop` population for each s in `steps`; zero at every other step."""
+        data = np.zeros((rows, self.total_steps), np.int32)
+        for s in steps:
+            data[:, self.n_slots(hop, s)] = np.asarray(values(s)).T
+        return data
 
     def chunks(self) -> list[int]:
         """Run lengths that end exactly at each image's readout step (n*S + h(R) + S - 1):
