@@ -77,7 +77,7 @@ def evaluate(subject: Subject, test: data.ImageSet, n: int, ae=None, classifier=
     of the n samples against `fid_ref` (:func:`fid_reference`: the whole test split).
     `progress` shows a bar over the Inception features (None: only on a terminal)."""
     from .metrics import aefd, fid
-    from .metrics.classifier import classifier_score
+    from .metrics.classifier import classifier_score, confident_fraction
     x = test.tensor(torch.arange(min(n, len(test))))
     real = to_signed(x, torch.float64)
     res: dict = {"subject": subject.name, "n": len(x)}
@@ -86,7 +86,7 @@ def evaluate(subject: Subject, test: data.ImageSet, n: int, ae=None, classifier=
     res["mse"] = float(torch.mean((recon - real) ** 2))
     res["recon_s"] = round(time.perf_counter() - t0, 2)
     if subject.generate is None:
-        for key in ("fid", "aefd", "is_classifier"):
+        for key in ("fid", "aefd", "is_classifier", "confident"):
             res[key] = _skip("the model has no prior to sample from")
         return res
     t0 = time.perf_counter()
@@ -105,9 +105,11 @@ def evaluate(subject: Subject, test: data.ImageSet, n: int, ae=None, classifier=
     if classifier is not None:
         mean, std = classifier_score(fake.float(), classifier)
         res["is_classifier"], res["is_classifier_std"] = mean, std
+        res["confident"] = confident_fraction(fake.float(), classifier)
     else:
-        res["is_classifier"] = _skip("no classifier: pass --classifier RUN (train one with "
-                                     "'neurovae train --model classifier')")
+        res["is_classifier"] = res["confident"] = _skip(
+            "no classifier: pass --classifier RUN (train one with "
+            "'neurovae train --model classifier')")
     return res
 
 

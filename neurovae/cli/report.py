@@ -11,6 +11,8 @@ from .errors import user_errors
 def _fmt(value) -> str:
     if isinstance(value, dict):
         return "skipped"
+    if value is None:
+        return "-"
     return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
 
 
@@ -54,16 +56,19 @@ def evaluate(netfile, checkpoints, dataset, data_dir, backend, n, seed, ae, clas
                             json_out=json_out, samples=samples, progress=not quiet,
                             on_start=None if quiet else lambda s: click.echo(s, err=True))
     results = report["results"]
-    click.echo(f"{'model':34s} {'MSE':>8s} {'FID':>8s} {'AE-FD':>8s} {'IS (clf)':>9s}")
+    click.echo(f"{'model':34s} {'MSE':>8s} {'FID':>8s} {'AE-FD':>8s} {'IS (clf)':>9s} "
+               f"{'confident':>9s}")
     for r in results:
         click.echo(f"{r['subject']:34s} {_fmt(r['mse']):>8s} {_fmt(r['fid']):>8s} "
-                   f"{_fmt(r['aefd']):>8s} {_fmt(r['is_classifier']):>9s}")
+                   f"{_fmt(r['aefd']):>8s} {_fmt(r['is_classifier']):>9s} "
+                   f"{_fmt(r.get('confident')):>9s}")
     skipped = {k: r[k]["skipped"] for r in results for k in ("fid", "aefd", "is_classifier")
                if isinstance(r.get(k), dict)}
     for key, why in skipped.items():
         click.echo(f"note: {key} skipped: {why}")
     click.echo(f"(n = {report['n']}; IS (clf) is a classifier-based proxy, not the "
-               f"Inception Score)")
+               f"Inception Score; confident: the fraction of samples the classifier gives "
+               f"one class with probability >= 0.9)")
     if samples and "samples" in results[0]:
         click.echo(f"wrote {samples}")
     if json_out:

@@ -14,6 +14,7 @@ from .frechet import MetricError
 
 N_CLASSES = 10          # MNIST, Fashion-MNIST and CIFAR-10
 MIN_PER_SPLIT = 10      # classifier_score uses fewer splits rather than splits this small
+CONFIDENT = 0.9         # a sample "reads as a digit" when the classifier gives one class this much
 
 
 class Classifier(nn.Module):
@@ -93,18 +94,11 @@ def accuracy(classifier: Classifier, image_set, n: int | None = None, batch: int
     return hits / max(n, 1)
 
 
-@torch.no_grad()
-def classifier_score(images: torch.Tensor, classifier: nn.Module, splits: int = 10,
-                     batch: int = 256) -> tuple[float, float]:
-    """Classifier-based Inception Score proxy: exp(E_x KL(p(y|x) || p(y))) with this classifier's softmax.
-
-    Not the Inception Score of the literature (that needs ImageNet Inception logits); mean
-    and standard deviation over ``splits`` splits, fewer when a split would hold under 10 images.
-    ``classifier`` is a :class:`Classifier` or any module mapping [-1, 1] images to logits.
-    """
+def _probabilities(images, classifier, batch: int = 256) -> torch.Tensor:
+    """Softmax of the classifier over float images (N, C, H, W) in [-1, 1], in float64."""
     images = torch.as_tensor(images)
     if images.dim() != 4 or images.dtype == torch.uint8 or len(images) == 0:
-        raise MetricError(f"the classifier score expects float images (N, C, H, W) in [-1, 1], "
+        raise MetricError(f"the classifier metrics expect float images (N, C, H, W) in [-1, 1], "
                           f"got {images.dtype} of shape {tuple(images.shape)}")
     fn = getattr(classifier, "logits", classifier)
     was_training = classifier.training
@@ -114,7 +108,28 @@ def classifier_score(images: torch.Tensor, classifier: nn.Module, splits: int = 
                             for s in range(0, len(images), batch)])
     finally:
         classifier.train(was_training)
-    p = torch.softmax(logits, dim=1).numpy()
+    return torch.softmax(logits, dim=1)
+
+
+@torch.no_grad()
+def confident_fraction(images: torch.Tensor, classifier: nn.Module,
+                       threshold: float = CONFIDENT) -> float:
+    """Fraction of the images that the classifier assigns to one class with probability
+    >= threshold: how many samples of a grid read as a digit at a glance."""
+    p = _probabilities(images, classifier)
+    return float((p.max(dim=1).values >= threshold).double().mean())
+
+
+@torch.no_grad()
+def classifier_score(images: torch.Tensor, classifier: nn.Module, splits: int = 10,
+                     batch: int = 256) -> tuple[float, float]:
+    """Classifier-based Inception Score proxy: exp(E_x KL(p(y|x) || p(y))) with this classifier's softmax.
+
+    Not the Inception Score of the literature (that needs ImageNet Inception logits); mean
+    and standard deviation over ``splits`` splits, fewer when a split would hold under 10 images.
+    ``classifier`` is a :class:`Classifier` or any module mapping [-1, 1] images to logits.
+    """
+    p = _probabilities(images, classifier, batch).numpy()
     k = max(1, min(int(splits), len(p) // MIN_PER_SPLIT))
     scores = []
     for part in np.array_split(p, k):
