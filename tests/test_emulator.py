@@ -72,6 +72,31 @@ def test_a_constant_drive_is_stepped_like_its_copy(i_decay):
     assert 0 < int(want.sum()) < want.numel()
 
 
+@pytest.mark.parametrize("i_decay", [4096, 1024])
+def test_an_input_that_ends_early_runs_on_without_it(i_decay):
+    """Steps after a short input have none: the neurons still leak and take their bias, so
+    a positive bias makes spikes there, as the integer rule does with zeros."""
+    from neurovae.hw.neuron import NeuronParams, lif_step
+    from neurovae.hw.net import Layer
+    rng = np.random.default_rng(1)
+    steps, n_in, n, k = 11, 4, 3, 29
+    p = NeuronParams(i_decay=i_decay, v_decay=2048, vth_mant=80)
+    bias = rng.integers(-20, 160, size=k)
+    layer = Layer("l", "dense", (1,), (k,), np.zeros((k, 1), np.int64), p, bias=bias)
+    x = torch.as_tensor(rng.integers(-50, 300, size=(n_in, n, k)), dtype=torch.float64)
+    s, v, _ = emulator.lif_block(x, layer, torch.zeros(n, k, dtype=torch.float64), None,
+                                 steps=steps)
+    u = vv = torch.zeros(n, k, dtype=torch.int64)
+    want = []
+    for t in range(steps):
+        a = x[t].long() if t < n_in else torch.zeros(n, k, dtype=torch.int64)
+        u, vv, st = lif_step(u, vv, a, p, torch.as_tensor(bias))
+        want.append(st)
+    want = torch.stack(want).to(torch.uint8)
+    assert s.shape == want.shape and torch.equal(s, want) and torch.equal(v.long(), vv)
+    assert int(want[n_in:].sum()) > 0           # the bias fires after the input ended
+
+
 @pytest.mark.parametrize("kind", ["fsvae", "esvae"])
 @pytest.mark.parametrize("mode", ["reconstruct", "generate"])
 def test_layerwise_matches_reference(kind, mode):

@@ -32,16 +32,18 @@ FLOAT32_EXACT = 2 ** 24          # integers below this add exactly in float32
 
 @dataclass
 class Series:
-    """Values of a population over steps start..S-1 (steps before start are all zero)."""
+    """Values of a population over steps start..start+len(data)-1; all zero before and
+    after (a layer's spikes run to the window's end; a synaptic input may end early)."""
 
     start: int
-    data: torch.Tensor           # (S - start, N, ...) in the layer's shape
+    data: torch.Tensor           # (steps, N, ...) in the layer's shape
 
     def full(self, S: int) -> torch.Tensor:
-        """(S, N, neurons) in (C, H, W) order, zeros filled in before start."""
+        """(S, N, neurons) in (C, H, W) order, zeros filled in before start and after."""
         d = self.data.flatten(2)
         pad = torch.zeros(self.start, *d.shape[1:], dtype=d.dtype)
-        return torch.cat([pad, d])[:S]
+        tail = torch.zeros(max(0, S - self.start - len(d)), *d.shape[1:], dtype=d.dtype)
+        return torch.cat([pad, d, tail])[:S]
 
 
 class Connection:
@@ -78,16 +80,18 @@ class Connection:
 
 
 def synaptic_input(conn: Connection, spikes: Series, S: int) -> Series:
-    """The input series of a layer fed by `spikes`: step s gets the spikes of step s."""
-    d = spikes.data
-    # the first step with a spike, found step by step: usually one of the first few, so
-    # this reads little of the train (and copies none of it)
+    """The input series of a layer fed by `spikes`: step s gets the spikes of step s.
+    Only the steps from the first spike to the last are convolved: the others carry none
+    (the decoder's last LOOP_LATENCY steps, where z is silent)."""
+    d = spikes.data[:S - spikes.start]
+    # the first and last steps with a spike, found step by step: usually among the first
+    # and last few, so this reads little of the train (and copies none of it)
     lead = next((t for t in range(len(d)) if bool(d[t].any())), len(d))
-    first = spikes.start + lead if lead < len(d) else S
-    if first >= S:                          # nothing arrives in the window
+    if lead == len(d):                      # nothing arrives in the window
         shape = conn.layer.out_shape if conn.is_conv else (conn.layer.n_out,)
         return Series(S, torch.zeros(0, d.shape[1], *shape, dtype=conn.dtype))
-    return Series(first, conn.over_steps(d[first - spikes.start:S - spikes.start]))
+    end = next(t for t in range(len(d), lead, -1) if bool(d[t - 1].any()))
+    return Series(spikes.start + lead, conn.over_steps(d[lead:end]))
 
 
 def lif_series(a: Series, layer: Layer, S: int, dtype: torch.dtype = torch.uint8,
@@ -100,6 +104,7 @@ def lif_series(a: Series, layer: Layer, S: int, dtype: torch.dtype = torch.uint8
     """
     x = a.data
     shape, n = x.shape[2:], x.shape[1]
+    steps = S - a.start                     # x holds the first of them; no input after
     bias = _bias(layer, shape)
     # steps before a.start: no input, so v follows the bias alone, the same in every image
     # (u stays zero: its decay of zero plus no input)
@@ -113,14 +118,15 @@ def lif_series(a: Series, layer: Layer, S: int, dtype: torch.dtype = torch.uint8
             return _lif_stepped(a, layer, S, dtype)
     if len(x) == 0:
         return Series(S, torch.empty_like(x, dtype=dtype)), v.expand(n, *shape)
-    spikes, v, _ = lif_block(x, layer, v, None, bias, dtype, buffer)
+    spikes, v, _ = lif_block(x, layer, v, None, bias, dtype, buffer, steps)
     return Series(a.start, spikes), v
 
 
 def lif_block(x: torch.Tensor, layer: Layer, v0: torch.Tensor, u0, bias=None,
-              dtype: torch.dtype = torch.uint8, buffer=None):
+              dtype: torch.dtype = torch.uint8, buffer=None, steps: int | None = None):
     """LIF steps over inputs x (steps, N, ...) from state (v0, u0; u0 None = zero current);
-    bias: the layer's `_bias`, when the caller already holds it.
+    bias: the layer's `_bias`, when the caller already holds it; steps: how many to run
+    (default len(x)), those after x's last without input.
 
     Neurons whose current is the step's input alone (all of neurovae's) run in the fused
     kernel; others step with `lif_step`. Returns (spikes of `dtype`, v, u) and raises
@@ -128,11 +134,14 @@ def lif_block(x: torch.Tensor, layer: Layer, v0: torch.Tensor, u0, bias=None,
     """
     p = layer.neuron
     bias = _bias(layer, x.shape[2:]) if bias is None else bias
+    if steps is not None and steps > len(x):
+        if p.i_decay != DECAY_UNITY or x.stride(0) == 0:    # rare: pad the input
+            x = torch.cat([x, torch.zeros(steps - len(x), *x.shape[1:], dtype=x.dtype)])
     if p.i_decay != DECAY_UNITY:
         return _lif_with_current(x, layer, v0, u0, bias, dtype)
     fv = (DECAY_UNITY - p.v_decay) / DECAY_UNITY
     spikes, v, over = lif_run(x, bias * (1 << BIAS_EXP), v0, 1 << ACT_SHIFT, fv,
-                              float(p.threshold_hw), UV_LIMIT - 1, dtype, buffer)
+                              float(p.threshold_hw), UV_LIMIT - 1, dtype, buffer, steps)
     if over:
         raise StateOverflow(f"a neuron state in layer {layer.name} reached Loihi's 24-bit "
                             f"limit ({UV_LIMIT - 1})")
