@@ -29,6 +29,7 @@ class Config:
     k: int = 8                              # FSVAE candidates per latent
     T: int = 8                              # latent steps
     weight_scale: float = 6.0               # lava-dl initial weight scale of spiking layers
+    weight_norm: bool = False               # w = g * v / |v| per output channel, folded into the 8-bit weights
     i_decay: int = 4096                     # CUBA current decay (12-bit): 4096 = no current memory
     v_decay: int = 3072                     # CUBA voltage decay: keeps 1/4 of v per step (FSVAE's tau 0.25)
     vth_mant: int = 80                      # threshold mantissa: 80/64 = 1.25
@@ -44,6 +45,9 @@ class Config:
     batch_size: int = 64
     micro_batch: int = 0                    # FSVAE: run a batch in slices of this many images (same gradient, less memory); 0 = at once
     lr: float = 1e-3
+    lr_schedule: str = "constant"           # constant | cosine (down to lr * lr_min_ratio at the last step)
+    lr_min_ratio: float = 0.0
+    warmup: int = 0                         # optimizer steps of linear lr warm-up
     weight_decay: float = 1e-3
     train_subset: int | None = None         # use the first N training images (small CPU runs)
     eval_batch: int = 64
@@ -93,6 +97,11 @@ class Config:
             raise ConfigError(f"ESVAE needs T <= {(MAX_SYNAPTIC_DELAY + 1) // 2}: its sampler "
                               f"holds the rate window in synaptic delays up to 2T-1, and "
                               f"Loihi 2's are at most {MAX_SYNAPTIC_DELAY}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got "
+                              f"'{self.lr_schedule}'")
+        if self.warmup < 0:
+            raise ConfigError(f"warmup must be 0 or a number of steps, got {self.warmup}")
         if self.micro_batch < 0:
             raise ConfigError(f"micro_batch must be 0 (whole batch) or positive, got "
                               f"{self.micro_batch}")

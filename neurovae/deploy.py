@@ -10,11 +10,12 @@ import torch
 
 from .hw.net import DeployNet, Layer
 from .hw.neuron import quantize_bias_int, quantize_weight
+from .models.spiking import float_weight
 
 
 def _qw(block) -> np.ndarray:
     """Integer weights of a lava-dl block: (out, in) for dense, 4-D for conv/convT."""
-    w = quantize_weight(block.synapse.weight)
+    w = quantize_weight(float_weight(block))
     if all(d == 1 for d in w.shape[2:]):
         return w.reshape(w.shape[0], -1).numpy()
     return w.reshape(w.shape[:-1]).numpy()

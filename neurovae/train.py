@@ -101,6 +101,19 @@ def batch_gradients(net, x, seed: int, images: torch.Tensor, ss_p: float, gen,
     return sums
 
 
+def lr_at(cfg: Config, step: int, total: int) -> float:
+    """Learning rate of optimizer step `step` of `total`: linear warm-up over cfg.warmup
+    steps, then constant or cosine down to cfg.lr_min_ratio * lr. A function of the step
+    alone, so a resumed run follows the same schedule."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    frac = (step - cfg.warmup) / max(1, total - cfg.warmup)
+    floor = cfg.lr * cfg.lr_min_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+
+
 def _ss_p(cfg: Config, epoch: int) -> float:
     """FSVAE's scheduled-sampling probability, linear from start to end over the epochs."""
     return cfg.ss_p_start + (cfg.ss_p_end - cfg.ss_p_start) * epoch / max(1, cfg.epochs)
@@ -286,6 +299,8 @@ def train(cfg: Config, out_dir, resume: bool = False, progress: bool = True,
                         f"the data")
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(cfg, epoch * n_batches + b, cfg.epochs * n_batches)
                 opt.step()
                 dirty = True
                 for k, v in res.items():

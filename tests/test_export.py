@@ -62,6 +62,31 @@ def test_deploy_mode_equals_float_model_spike_for_spike(tiny_cfg):
         assert torch.allclose(img.float(), ref, atol=1e-6)
 
 
+def test_weight_norm_folds_exactly_into_the_deployed_weights(tiny_cfg):
+    """Weight normalization (w = g v / |v|) trains on the quantized product, so the export
+    holds exactly the weights the float model runs: spike for spike, in both models."""
+    from neurovae.models.spiking import WeightNorm, qweight
+    for kind in ("fsvae", "esvae"):
+        torch.manual_seed(3)
+        model = build_model(tiny_cfg(kind, "weight_norm=true")).eval()
+        norms = [m for m in model.modules() if isinstance(m, WeightNorm)]
+        synapses = [m for m in model.modules() if hasattr(m, "pre_hook_fx")]
+        assert norms and len(norms) == len(synapses)       # every synapse is normalized
+        with torch.no_grad():                   # gains away from |v|: the norm matters
+            for m in norms:
+                m.gain.mul_(torch.empty_like(m.gain).uniform_(0.5, 2.0))
+        net = deploy.from_model(model)
+        w_first = torch.as_tensor(net.encoder[0].weight, dtype=torch.float64) / 64
+        assert torch.equal(w_first, qweight(model.encoder.input).double()[..., 0])
+        x = _test_images(4)
+        img, rec = Emulator(net).run(x, 4, 9, record=True)
+        with torch.no_grad():
+            z = model.latent(x, 9, torch.arange(4))
+            ref = model.reconstruct(x, seed=9)
+        assert z.sum() > 0 and torch.equal(rec["sampler/z"].float(), z)
+        assert torch.allclose(img.float(), ref, atol=1e-6)
+
+
 def test_netx_runs_the_exported_encoder_exactly(tmp_path, tiny_cfg):
     from neurovae.loihi_runtime import backends  # noqa: F401  (imports Lava's runtime safely)
     from lava.lib.dl import netx

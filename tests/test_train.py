@@ -158,3 +158,18 @@ def test_ddp_two_gloo_ranks_hold_identical_weights(tmp_path):
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
     start = torch.load(tmp_path / "start.pt", weights_only=True)
     assert any(not torch.equal(w0[k], start[k]) for k in w0)   # training moved the weights
+
+
+def test_lr_schedule_warms_up_and_decays_by_step(tiny_cfg):
+    from neurovae.config import ConfigError
+    from neurovae.train import lr_at
+    cfg = tiny_cfg("fsvae", "lr=0.01", "lr_schedule=cosine", "warmup=4", "lr_min_ratio=0.1")
+    lrs = [lr_at(cfg, s, 24) for s in range(24)]
+    assert lrs[:4] == pytest.approx([0.0025, 0.005, 0.0075, 0.01])
+    assert lrs[4] == pytest.approx(0.01) and all(a > b for a, b in zip(lrs[4:], lrs[5:]))
+    assert lr_at(cfg, 24, 24) == pytest.approx(0.001) and lrs[-1] > 0.001
+    flat = tiny_cfg("fsvae", "lr=0.01")
+    assert {lr_at(flat, s, 24) for s in range(24)} == {0.01}
+    for bad in ("lr_schedule=step", "warmup=-1"):
+        with pytest.raises(ConfigError):
+            tiny_cfg("fsvae", bad)

@@ -28,6 +28,44 @@ def qweight(block) -> torch.Tensor:
     return block.synapse.pre_hook_fx(block.synapse.weight)
 
 
+def float_weight(block) -> torch.Tensor:
+    """The block's float weight before the 8-bit rule: what export quantizes."""
+    syn = block.synapse
+    norm = getattr(syn, "norm", None)
+    return syn.weight if norm is None else norm.normalized(syn.weight)
+
+
+class WeightNorm(torch.nn.Module):
+    """Weight normalization folded into the deployed weights: w = g * v / |v| per output
+    channel, then lava-dl's 8-bit rule. Training runs on the quantized product, so the
+    deployed integers are exactly the weights the model trained with."""
+
+    def __init__(self, syn, quantize):
+        super().__init__()
+        self.quantize = quantize
+        self.gain = torch.nn.Parameter(self._norm(syn.weight.detach()))
+
+    @staticmethod
+    def _norm(v: torch.Tensor) -> torch.Tensor:
+        return v.flatten(1).norm(dim=1).clamp_min(1e-12)
+
+    def normalized(self, v: torch.Tensor) -> torch.Tensor:
+        scale = self.gain / self._norm(v)
+        return v * scale.view(-1, *([1] * (v.dim() - 1)))
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return self.quantize(self.normalized(v))
+
+
+def _normalize(block, cfg: Config):
+    """Give the block's synapse folded weight normalization when the config asks for it."""
+    if cfg.weight_norm:
+        syn = block.synapse
+        syn.norm = WeightNorm(syn, syn.pre_hook_fx)
+        syn.pre_hook_fx = syn.norm.forward
+    return block
+
+
 def _neuron(cfg: Config) -> dict:
     return cfg.neuron.slayer_params()
 
@@ -53,15 +91,17 @@ class SpikingEncoder(torch.nn.Module):
         super().__init__()
         p, ws = _neuron(cfg), cfg.weight_scale
         chans = (cfg.channels,) + tuple(cfg.enc_channels)
-        self.input = slayer.block.cuba.Conv(p, chans[0], chans[1], 3, stride=2, padding=1,
-                                            weight_scale=ws, delay_shift=False)
+        self.input = _normalize(slayer.block.cuba.Conv(
+            p, chans[0], chans[1], 3, stride=2, padding=1, weight_scale=ws,
+            delay_shift=False), cfg)
         self.convs = torch.nn.ModuleList(
-            slayer.block.cuba.Conv(dict(p), chans[i], chans[i + 1], 3, stride=2, padding=1,
-                                   weight_scale=ws, delay_shift=False)
+            _normalize(slayer.block.cuba.Conv(dict(p), chans[i], chans[i + 1], 3, stride=2,
+                                              padding=1, weight_scale=ws, delay_shift=False),
+                       cfg)
             for i in range(1, len(chans) - 1))
         side = cfg.image_size // 2 ** len(cfg.enc_channels)
-        self.dense = slayer.block.cuba.Dense(dict(p), chans[-1] * side * side, out,
-                                             weight_scale=ws, delay_shift=False)
+        self.dense = _normalize(slayer.block.cuba.Dense(
+            dict(p), chans[-1] * side * side, out, weight_scale=ws, delay_shift=False), cfg)
 
     def forward(self, x01: torch.Tensor, steps: int) -> torch.Tensor:
         """Image (N, C, H, W) in bytes/256 -> output spikes (N, out, steps) of local steps
@@ -83,16 +123,19 @@ class SpikingDecoder(torch.nn.Module):
         ch = tuple(cfg.dec_channels)
         self.side = cfg.image_size // 2 ** (len(ch) - 1)
         self.ch0 = ch[0]
-        self.dense = slayer.block.cuba.Dense(dict(p), cfg.latent, ch[0] * self.side ** 2,
-                                             weight_scale=ws, delay_shift=False)
+        self.dense = _normalize(slayer.block.cuba.Dense(
+            dict(p), cfg.latent, ch[0] * self.side ** 2, weight_scale=ws, delay_shift=False),
+            cfg)
         self.ups = torch.nn.ModuleList(
-            slayer.block.cuba.ConvT(dict(p), ch[i], ch[i + 1], 4, stride=2, padding=1,
-                                    weight_scale=ws, delay_shift=False)
+            _normalize(slayer.block.cuba.ConvT(dict(p), ch[i], ch[i + 1], 4, stride=2,
+                                               padding=1, weight_scale=ws, delay_shift=False),
+                       cfg)
             for i in range(len(ch) - 1))
         # small initial output weights keep the readout out of tanh's flat tails; only
         # its synapse is used (the readout integrates its drive, `Readout`)
-        self.final = slayer.block.cuba.Conv(dict(p), ch[-1], cfg.channels, 3, padding=1,
-                                            weight_scale=0.5, delay_shift=False)
+        self.final = _normalize(slayer.block.cuba.Conv(
+            dict(p), ch[-1], cfg.channels, 3, padding=1, weight_scale=0.5,
+            delay_shift=False), cfg)
         self.readout = Readout(cfg.readout_neuron, cfg.channels)
 
     def forward(self, z: torch.Tensor, silent: int = 0) -> torch.Tensor:
@@ -150,10 +193,12 @@ class AutoregressiveLoop(torch.nn.Module):
         super().__init__()
         p, ws, C, k = _neuron(cfg), cfg.weight_scale, cfg.latent, cfg.k
         self.params, self.C, self.k = cfg.neuron, C, k
-        self.ext = slayer.block.cuba.Dense(dict(p), ext, 2 * C, weight_scale=ws) if ext else None
-        self.fb = slayer.block.cuba.Dense(dict(p), C, 2 * C, weight_scale=ws)
-        self.l2 = slayer.block.cuba.Dense(dict(p), 2 * C, 4 * C, weight_scale=ws)
-        self.l3 = slayer.block.cuba.Dense(dict(p), 4 * C, C * k, weight_scale=ws)
+        dense = lambda n_in, n_out: _normalize(  # noqa: E731
+            slayer.block.cuba.Dense(dict(p), n_in, n_out, weight_scale=ws), cfg)
+        self.ext = dense(ext, 2 * C) if ext else None
+        self.fb = dense(C, 2 * C)
+        self.l2 = dense(2 * C, 4 * C)
+        self.l3 = dense(4 * C, C * k)
         self.biases = torch.nn.ParameterList(
             torch.nn.Parameter(torch.full((n,), 0.5 * cfg.neuron.threshold))
             for n in (2 * C, 4 * C, C * k))
