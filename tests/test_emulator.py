@@ -249,3 +249,134 @@ def test_a_window_not_a_multiple_of_the_loop_latency(mode):
     net = _net("fsvae", "T=5")
     assert net.n_steps % 4 == 1
     _assert_same(net, _images(5) if mode == "reconstruct" else None, 5, seed=2, chunk=2)
+
+
+def _layer(kind, in_shape, co, k=3, stride=1, padding=0, seed=0, top=False):
+    """A layer of `kind` with random even weights in [-256, 254] (its out_shape by the
+    kind's rule); top: output channel 0's weights all 254, the largest sums there are."""
+    from neurovae.hw.layers import KINDS
+    from neurovae.hw.neuron import NeuronParams
+    from neurovae.hw.net import Layer
+    rng = np.random.default_rng(seed)
+    if kind == "dense":                 # a dense layer's source is flat, of any shape
+        in_shape = (int(np.prod(in_shape)),)
+    ci = in_shape[0]
+    shape = {"dense": (co, ci), "convT": (ci, co, k, k)}.get(kind, (co, ci, k, k))
+    w = 2 * rng.integers(-128, 128, size=shape)
+    if top:
+        (w[:, 0] if kind == "convT" else w[0])[...] = 254
+    out = KINDS[kind].out_shape(in_shape, w, stride, padding)
+    return Layer(kind, kind, tuple(in_shape), tuple(out), w, NeuronParams(), stride, padding)
+
+
+EVENT_LAYERS = {                   # kind, source shape, out channels, kernel, stride, padding
+    "dense": ("dense", (37,), 29, 1, 1, 0),
+    "dense-spatial": ("dense", (8, 2, 3), 7, 1, 1, 0),    # fed by a convolution
+    "conv": ("conv", (5, 9, 7), 6, 3, 2, 1),
+    "conv-s1": ("conv", (4, 6, 6), 8, 3, 1, 1),
+    "convT": ("convT", (6, 4, 5), 5, 4, 2, 1),
+    "convT-wide": ("convT", (4, 16, 16), 6, 4, 2, 1),    # pixels reach most taps
+    "readout": ("readout", (7, 8, 6), 1, 3, 1, 1),
+}
+
+
+def test_each_layer_kind_takes_its_event_kernel():
+    """The cases above cover every kernel: a run per tap (dense, conv, small convT), a sum
+    per pixel (convT whose pixels reach most taps), dots (the readout's one channel)."""
+    from neurovae.sim import event_synapse as es
+    want = {"dense": es.direct, "dense-spatial": es.direct, "conv": es.direct,
+            "conv-s1": es.direct, "convT": es.direct, "convT-wide": es.per_pixel,
+            "readout": es.dots}
+    for name, (kind, shape, co, k, stride, pad) in EVENT_LAYERS.items():
+        conn = emulator.Connection(_layer(kind, shape, co, k, stride, pad))
+        ev, _ = conn._event_rows(torch.zeros(1, *shape))
+        assert ev.kernel is want[name], name
+
+
+def _spikes(shape, density, seed, dtype=torch.float32, channels_last=False):
+    g = torch.Generator().manual_seed(seed)
+    s = (torch.rand(shape, generator=g) < density).to(dtype)
+    return s.contiguous(memory_format=torch.channels_last) if channels_last else s
+
+
+@pytest.mark.parametrize("name", list(EVENT_LAYERS))
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.6, 1.0])
+def test_event_driven_input_equals_the_dense_product(name, density):
+    """The event-driven synapse gives the dense product's integers exactly, in its shape and
+    layout, from spikes in any dtype and layout; all-zero, sparse, dense and all-one input."""
+    kind, shape, co, k, stride, pad = EVENT_LAYERS[name]
+    conn = emulator.Connection(_layer(kind, shape, co, k, stride, pad, seed=len(name)))
+    assert conn.dtype == torch.float32
+    m = 11
+    layouts = [(shape, False)] + ([(shape, True), ((int(np.prod(shape)),), False)]
+                                  if len(shape) == 3 else [])
+    for i, (sh, cl) in enumerate(layouts):
+        for dtype in (torch.float32, torch.uint8):
+            s = _spikes((m, *sh), density, seed=i, dtype=dtype, channels_last=cl)
+            want = conn(s, events=False)
+            ref = torch.as_tensor(np.asarray(conn.layer.weight), dtype=torch.float64)
+            exact = conn.layer.spec.apply(conn.layer, s.double().reshape(m, *conn.layer.in_shape),
+                                          ref)
+            assert torch.equal(want.double(), exact)
+            buf = torch.full((m * conn.layer.n_out + 5,), 7.0)
+            for got in (conn(s, events=True), conn(s), conn(s, lambda n, dt: buf, events=True)):
+                assert got.shape == want.shape and got.dtype == want.dtype
+                assert got.stride() == want.stride()
+                assert torch.equal(got, want), (sh, cl, dtype)
+    assert bool(want.any()) == (density > 0)
+
+
+@pytest.mark.parametrize("kind,shape,k,kernel", [
+    ("dense", (70000,), 1, "direct"), ("conv", (8192, 3, 3), 3, "direct"),
+    ("convT", (4200, 2, 2), 4, "direct"), ("convT", (4200, 16, 16), 4, "per_pixel"),
+    ("readout", (8192, 3, 3), 3, "dots")])
+def test_event_driven_input_in_float64(kind, shape, k, kernel):
+    """A connection whose sums can pass 2**24 runs in float64 on both paths, exactly, with
+    each kernel."""
+    from neurovae.sim import event_synapse as es
+    stride, pad = (2, 1) if kind == "convT" else (1, 1 if k == 3 else 0)
+    conn = emulator.Connection(_layer(kind, shape, 1 if kind == "readout" else 4, k, stride, pad,
+                                      top=True))
+    assert conn.dtype == torch.float64
+    assert conn._event_rows(torch.zeros(1, *shape))[0].kernel is getattr(es, kernel)
+    w = torch.as_tensor(np.asarray(conn.layer.weight), dtype=torch.float64)
+    for density in (0.0, 0.02, 0.9, 1.0):
+        s = _spikes((3, *shape), density, seed=1, dtype=torch.float64,
+                    channels_last=len(shape) == 3)
+        want = conn(s, events=False)
+        assert torch.equal(want, conn.layer.spec.apply(conn.layer, s, w))
+        got = conn(s, events=True)
+        assert got.dtype == torch.float64 and torch.equal(got, want)
+    # all-one input takes the top channel of a dense or 3x3 layer past 2**24 (an output of
+    # these convT gathers 4 of the 16 taps: a quarter of that)
+    assert float(want.max()) >= 2 ** 24 / (4 if kind == "convT" else 1)
+
+
+def test_the_event_path_runs_below_the_density_threshold(monkeypatch):
+    """By default sparse input goes event-driven and dense input to the dense product, as
+    does input too small to pay for the event path."""
+    from neurovae.sim import event_synapse
+    calls = []
+    kernel = event_synapse.EventSynapse.__call__
+    monkeypatch.setattr(event_synapse.EventSynapse, "__call__",
+                        lambda self, s, out: calls.append(1) or kernel(self, s, out))
+    conn = emulator.Connection(_layer("conv", (5, 9, 7), 6, 3, 2, 1))
+    sparse = _spikes((4, 5, 9, 7), emulator.EVENT_DENSITY / 2, seed=0)
+    conn(sparse)
+    assert calls == []                        # 4 images: too little work
+    monkeypatch.setattr(emulator, "EVENT_MIN_WORK", 0)
+    conn(sparse)
+    assert calls == [1]
+    conn(_spikes((4, 5, 9, 7), min(1.0, emulator.EVENT_DENSITY * 2), seed=0))
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("threshold", [-1.0, 1.0])
+def test_the_emulator_is_exact_on_either_synapse_path(threshold, monkeypatch):
+    """With every synapse dense (threshold -1: only the readout's dots stay) or every one
+    event-driven (1), the emulator equals the reference spike for spike."""
+    monkeypatch.setattr(emulator, "EVENT_DENSITY", threshold)
+    monkeypatch.setattr(emulator, "EVENT_MIN_WORK", 0)
+    net = _net("fsvae")
+    _assert_same(net, _images(4), 4, seed=3, chunk=3)
+    _assert_same(net, None, 3, seed=3)

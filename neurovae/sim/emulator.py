@@ -2,8 +2,9 @@
 
 On the phase clock (`neurovae.hw.clock`) every feed-forward connection delivers a step's
 spikes within the same local step of the next population's window, so a layer's synaptic
-input for all steps is one batched convolution of its source's whole spike train; only the
-LIF recurrence runs step by step, in a fused kernel (`lif_kernel`) that is exact on these
+input for all steps is one batched pass over its source's whole spike train (event-driven
+where spikes are sparse, `event_synapse`, else a dense convolution); only the LIF
+recurrence runs step by step, in a fused kernel (`lif_kernel`) that is exact on these
 integers. Leading steps without input are not convolved, and the neuron state over them
 (driven by bias alone, from step 0) is computed once for all images. The FSVAE loop is
 recurrent, but its feedback z -> L1 arrives LOOP_LATENCY steps later, so it runs in blocks
@@ -25,9 +26,18 @@ from ..hw.drive import input_drive
 from ..hw.net import DeployNet, Layer
 from ..hw.neuron import ACT_SHIFT, BIAS_EXP, DECAY_UNITY, UV_LIMIT, StateOverflow, lif_step
 from ..hw.readout import readout_image, readout_neuron
-from .lif_kernel import lif_run
+from .event_synapse import EventSynapse, any_active, count_active
+from .lif_kernel import lif_run, memory_order
 
 FLOAT32_EXACT = 2 ** 24          # integers below this add exactly in float32
+# Above this fraction of active inputs, a dense product: where event-driven input stops
+# paying, measured on the paper net's spike trains thinned or merged to other densities
+# (from 0.37 to above 0.5, but 0.1 for its first convolution, 32 channels in short runs)
+# and on uniform random spikes (from 0.35; 0.2 for that one).
+EVENT_DENSITY = 0.35
+# Below this many synapse visits (rows x synapses, ~0.5 ms of dense product), a dense
+# product too: the event path's two parallel kernel launches would cost more than it saves.
+EVENT_MIN_WORK = 50_000_000
 
 
 @dataclass
@@ -50,6 +60,8 @@ class Connection:
     """One layer's synapses, applied to a batch of binary spike vectors.
 
     float32 when every possible sum of weights stays below 2**24 (then exact), else float64.
+    Sparse input is event-driven (`event_synapse`: each spike adds its weights), dense input
+    a dense product; both give the same integers.
     """
 
     def __init__(self, layer: Layer):
@@ -58,40 +70,88 @@ class Connection:
         bound = layer.spec.out_channel_weights(w).sum(1).max()
         self.dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
         self.w = torch.as_tensor(np.asarray(layer.weight), dtype=self.dtype)
+        self.synapses = layer.spec.synapse_count(layer)
+        self._events: dict = {}          # input layout -> EventSynapse
 
     @property
     def is_conv(self) -> bool:
         return self.w.dim() == 4
 
-    def __call__(self, s: torch.Tensor) -> torch.Tensor:
+    def __call__(self, s: torch.Tensor, buffer=None, events: bool | None = None) -> torch.Tensor:
         """Integer synaptic input for spikes s (M, ...) -> (M, n_out), or (M, C, H, W) for a
         convolution, in channels-last memory (faster here; the layout never changes values).
+
+        buffer(numel, dtype): flat memory for an event-driven result (see `lif_run`); the
+        result then lives there until the next call. events: force (True) or forbid
+        (False) the event-driven path; by default it runs below EVENT_DENSITY, on at least
+        EVENT_MIN_WORK synapse visits.
         """
         m, layer = s.shape[0], self.layer
+        if events is None:
+            events = None if m * self.synapses >= EVENT_MIN_WORK else False
+        if events is not False:
+            ev, rows = self._event_rows(s)
+            if events or ev.any_density or count_active(rows) <= EVENT_DENSITY * rows.size:
+                numel = m * layer.n_out
+                out = (torch.empty(numel, dtype=self.dtype) if buffer is None else
+                       buffer(numel, self.dtype)[:numel]).view(m, -1)
+                ev(rows, out.numpy())
+                if not self.is_conv:
+                    return out
+                co, ho, wo = layer.out_shape
+                return out.view(m, ho, wo, co).permute(0, 3, 1, 2)
         x = s.to(self.dtype)
         if self.is_conv:
             x = x.reshape(m, *layer.in_shape).contiguous(memory_format=torch.channels_last)
         return layer.spec.apply(layer, x, self.w)
 
-    def over_steps(self, s: torch.Tensor) -> torch.Tensor:
+    def _event_rows(self, s: torch.Tensor):
+        """(EventSynapse, s as flat rows (M, n_in) in its memory order): channels-last for a
+        convolution; for a dense layer the order s is in, its weights arranged to match."""
+        m, layer = s.shape[0], self.layer
+        order = None                         # a dense layer's source dims, outermost first
+        if self.is_conv:
+            x = s.reshape(m, *layer.in_shape).contiguous(memory_format=torch.channels_last)
+            x = x.permute(0, 2, 3, 1)
+        elif s.dim() > 2 and (o := tuple(memory_order(s[0]))) != tuple(range(s.dim() - 1)):
+            x, order = s.permute(0, *(d + 1 for d in o)), o
+        else:
+            x = s
+        key = None if order is None else (tuple(s.shape[1:]), order)
+        ev = self._events.get(key)
+        if ev is None:
+            ev = self._events[key] = EventSynapse(layer, self.w.numpy().dtype, s.shape[1:],
+                                                  order)
+        rows = x.contiguous().view(m, int(np.prod(x.shape[1:]))).numpy()
+        # in the synapse's float, as from the LIF kernel, for one compiled kernel (the FSVAE
+        # loop's few spikes come in uint8); numpy's cast: torch's starts a thread team
+        return ev, rows.astype(self.w.numpy().dtype, copy=False)
+
+    def over_steps(self, s: torch.Tensor, buffer=None) -> torch.Tensor:
         """Synaptic input for a spike train s (steps, N, ...) -> (steps, N, ...out)."""
-        r = self(s.reshape(s.shape[0] * s.shape[1], *s.shape[2:]))
+        r = self(s.reshape(s.shape[0] * s.shape[1], *s.shape[2:]), buffer)
         return r.view(s.shape[0], s.shape[1], *r.shape[1:])
 
 
-def synaptic_input(conn: Connection, spikes: Series, S: int) -> Series:
+def synaptic_input(conn: Connection, spikes: Series, S: int, buffer=None) -> Series:
     """The input series of a layer fed by `spikes`: step s gets the spikes of step s.
     Only the steps from the first spike to the last are convolved: the others carry none
-    (the decoder's last LOOP_LATENCY steps, where z is silent)."""
+    (the decoder's last LOOP_LATENCY steps, where z is silent). buffer: see `Connection`."""
     d = spikes.data[:S - spikes.start]
     # the first and last steps with a spike, found step by step: usually among the first
     # and last few, so this reads little of the train (and copies none of it)
-    lead = next((t for t in range(len(d)) if bool(d[t].any())), len(d))
+    lead = next((t for t in range(len(d)) if _any(d[t])), len(d))
     if lead == len(d):                      # nothing arrives in the window
         shape = conn.layer.out_shape if conn.is_conv else (conn.layer.n_out,)
         return Series(S, torch.zeros(0, d.shape[1], *shape, dtype=conn.dtype))
-    end = next(t for t in range(len(d), lead, -1) if bool(d[t - 1].any()))
-    return Series(spikes.start + lead, conn.over_steps(d[lead:end]))
+    end = next(t for t in range(len(d), lead, -1) if _any(d[t - 1]))
+    return Series(spikes.start + lead, conn.over_steps(d[lead:end], buffer))
+
+
+def _any(x: torch.Tensor) -> bool:
+    """Whether x has a nonzero entry, read in memory order up to the first one (torch's
+    `any` reads all of x, and starts its thread team each call)."""
+    return bool(any_active(x.permute(memory_order(x)).contiguous().view(-1).numpy()))
 
 
 def lif_series(a: Series, layer: Layer, S: int, dtype: torch.dtype = torch.uint8,
@@ -187,12 +247,14 @@ def run_stack(layers: list, conns: list, first: Series, rec: dict | None, stage:
               dtype: torch.dtype = torch.uint8, buffers=None):
     """Feed a spike series through a feed-forward stack; returns the last layer's spikes, in
     `dtype` (each inner layer's come in the dtype its successor's synapse reads).
-    buffers(key): a `lif_run` buffer for the layer named key, or None for fresh memory."""
+    buffers(key): a `lif_run` buffer for the layer named key (key "synapse": for synaptic
+    input), or None for fresh memory."""
     s = first
     dtypes = [c.dtype for c in conns[1:]] + [dtype]
     for layer, conn, dt in zip(layers, conns, dtypes):
         buf = None if buffers is None else buffers(f"{stage}/{layer.name}")
-        s, _ = lif_series(synaptic_input(conn, s, S), layer, S, dt, buf)
+        syn = None if buffers is None else buffers("synapse")
+        s, _ = lif_series(synaptic_input(conn, s, S, syn), layer, S, dt, buf)
         _record(rec, f"{stage}/{layer.name}", s)
     return s
 
@@ -212,15 +274,18 @@ class Emulator:
         self._buffers: dict = {}
 
     def _buffer(self, key: str = ""):
-        """A spike buffer (see `lif_run`), one per dtype, kept across layers, chunks and runs,
-        so spikes are written to memory already mapped. Safe because each spike train is
-        dead once the next layer's synaptic input is computed from it, before that layer's
-        spikes are written (the synapse output is new memory); what outlives a layer (the
-        encoder's output, records) is copied out first. key: unused (the layer's name)."""
+        """A buffer (see `lif_run`) per dtype for spikes and, apart, for synaptic input (key
+        "synapse"), kept across layers, chunks and runs, so results are written to memory
+        already mapped (a fresh allocation's first touch faults every page in). Safe because
+        each spike train is dead once the next layer's synaptic input is computed from it,
+        and each synaptic input once its layer's spikes are; what outlives a layer (the
+        encoder's output, records) is copied out first. key: else unused (the layer's name)."""
+        pool = "synapse" if key == "synapse" else "spikes"
+
         def get(numel: int, dtype: torch.dtype) -> torch.Tensor:
-            b = self._buffers.get(dtype)
+            b = self._buffers.get((pool, dtype))
             if b is None or b.numel() < numel:
-                b = self._buffers[dtype] = torch.empty(numel, dtype=dtype)
+                b = self._buffers[pool, dtype] = torch.empty(numel, dtype=dtype)
             return b
         return get
 
@@ -267,7 +332,8 @@ class Emulator:
             rec["sampler/z"] = Series(0, z)
         d = run_stack(net.decoder, self.dec, Series(0, z), rec, "decoder", S,
                       self.readout.dtype, self._buffer)
-        _, v = lif_series(synaptic_input(self.readout, d, S), self.readout_layer, S,
+        _, v = lif_series(synaptic_input(self.readout, d, S, self._buffer("synapse")),
+                          self.readout_layer, S,
                           buffer=self._buffer("readout"))
         v = v.round().long().reshape(n, -1)
         out = readout_image(v, net.readout.out_shape)
@@ -296,7 +362,8 @@ class Emulator:
             if not gen:
                 src = torch.cat([enc_out[b:e], src], 2)
             for i, (layer, conn) in enumerate(zip(layers, conns)):
-                s, v, u = lif_block(conn.over_steps(src), layer, *state[i], biases[i])
+                a = conn.over_steps(src, self._buffer("synapse"))
+                s, v, u = lif_block(a, layer, *state[i], biases[i])
                 series[i][b:e], state[i] = s, (v, u)
                 src = s
             for t in range(b, min(e, net.sampler["T"])):
