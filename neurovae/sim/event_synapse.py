@@ -2,10 +2,10 @@
 
 A spike is 0 or 1, so a layer's input is the sum of the weights of its active sources; at
 the 5-30% activity of a trained net that is a fraction of a dense product's work. The sums
-are integers, added as integers: weights in the narrowest type that holds them (int8 for
-Loihi's even weights, halved), as these loops are bound by the bytes they load, into an
-accumulator as wide as the output's float (whose range the caller keeps every sum in), so
-the output equals the dense product bit for bit.
+are integers and are added as integers: the weights in the narrowest type that holds them
+(Loihi's even weights halved, in int8: these loops are bound by the bytes they load), into
+an integer accumulator as wide as the output's float. The caller keeps every sum within
+that float's exact range, so the output equals the dense product bit for bit.
 
 Rows are flat per image, channels innermost: source j is pixel j // C, channel j % C (a
 dense layer is one pixel), outputs likewise. A pixel reaches its outputs through runs
@@ -116,9 +116,17 @@ def _dot_row(si, o, wt, n_ch, count, runs):
 
 @numba.njit(cache=True)
 def _to_float(o, acc, scale):
-    """o[c] = acc[c] * scale, in place: acc is o's own memory, read as integers."""
-    for c in range(o.shape[0]):
-        o[c] = acc[c] * scale
+    """o = acc * scale, in place: acc is o's own memory, read as integers. Through a small
+    buffer, block by block: a loop reading and writing the same memory as two arrays would
+    run scalar (the vectorized loop's overlap check fails)."""
+    tmp = np.empty(256, acc.dtype)
+    for lo in range(0, o.shape[0], 256):
+        a, ok = acc[lo:lo + 256], o[lo:lo + 256]
+        t = tmp[:a.shape[0]]
+        for c in range(t.shape[0]):
+            t[c] = a[c] * scale
+        for c in range(t.shape[0]):
+            ok[c] = t[c]
 
 
 # The kernels: out[i] = the synaptic input of spikes s[i]; acc is out's memory as integers
@@ -177,8 +185,9 @@ class EventSynapse:
     layer's (M, n_in) -> (M, n_out), its inputs in their source's memory order."""
 
     def __init__(self, layer, dtype: np.dtype, in_shape=None, in_order=None):
-        """in_shape, in_order: a dense layer's source shape, and its dims from outermost to
-        innermost in memory (None: flat, in order)."""
+        """dtype: the output's float (that of the dots' weights); in_shape, in_order: a dense
+        layer's source shape, and its dims from outermost to innermost in memory (None:
+        flat, in order)."""
         w = np.asarray(layer.weight)
         if layer.kind == "dense":
             if in_order is not None:
@@ -244,10 +253,9 @@ def _narrow(w: np.ndarray):
     """(w / scale in the narrowest integer type that holds it, scale): scale 2 where every
     weight is even and halving them fits int8 (Loihi's weights), else 1."""
     w = np.asarray(w, np.int64)
-    scale = 2 if not (w % 2).any() and w.min() >= -256 and w.max() <= 254 else 1
-    w = w // scale
-    for t in (np.int8, np.int16, np.int32):
-        info = np.iinfo(t)
-        if w.size == 0 or (w.min() >= info.min and w.max() <= info.max):
-            return np.ascontiguousarray(w, dtype=t), scale
-    return np.ascontiguousarray(w), scale
+    lo, hi = (int(w.min()), int(w.max())) if w.size else (0, 0)
+    scale = 2 if -256 <= lo and hi <= 254 and not (w % 2).any() else 1
+    lo, hi = lo // scale, hi // scale
+    t = next(t for t in (np.int8, np.int16, np.int32, np.int64)
+             if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max)
+    return np.ascontiguousarray(w // scale, dtype=t), scale
