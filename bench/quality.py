@@ -127,7 +127,7 @@ def measure(model, net, cfg, aux: dict, *, seed: int, n_test: int, n_samples: in
     from neurovae import data
     from neurovae.hw.readout import to_signed
     from neurovae.loihi_runtime import run
-    from neurovae.metrics import aefd_score, classifier_score, confident_fraction, fid_score
+    from neurovae.metrics import aefd_score, fid_score, sample_scores
     from neurovae.profile import profile
     test = data.load_images(cfg.dataset, "test", cfg.data_dir, cfg.image_size, cfg.channels)
     n_test = min(n_test, len(test))
@@ -169,10 +169,11 @@ def measure(model, net, cfg, aux: dict, *, seed: int, n_test: int, n_samples: in
                gen_synops_per_image=gp["synops_per_image"])
     del rec
     fake_f = fake.double().clamp(-1, 1).float()
-    res["is_classifier"] = classifier_score(fake_f, clf)[0]
+    sc = sample_scores(fake_f, clf)
+    res["is_classifier"] = sc["is_mean"]
     # the demo's grid is the first 64 samples: how many of them read as a digit
-    res["confident_fraction"] = confident_fraction(fake_f, clf)
-    res["confident_of_64"] = round(confident_fraction(fake_f[:64], clf) * min(64, n_samples))
+    res["confident_fraction"] = float(sc["confident"].double().mean())
+    res["confident_of_64"] = int(sc["confident"][:64].sum())
 
     res["n_fid"] = n_fid
     res["fid"] = res["aefd"] = None

@@ -77,7 +77,7 @@ def evaluate(subject: Subject, test: data.ImageSet, n: int, ae=None, classifier=
     of the n samples against `fid_ref` (:func:`fid_reference`: the whole test split).
     `progress` shows a bar over the Inception features (None: only on a terminal)."""
     from .metrics import aefd, fid
-    from .metrics.classifier import classifier_score, confident_fraction
+    from .metrics.classifier import sample_scores
     x = test.tensor(torch.arange(min(n, len(test))))
     real = to_signed(x, torch.float64)
     res: dict = {"subject": subject.name, "n": len(x)}
@@ -103,9 +103,9 @@ def evaluate(subject: Subject, test: data.ImageSet, n: int, ae=None, classifier=
     res["aefd"] = aefd.aefd(fake.float(), real.float(), ae) if ae is not None else _skip(
         "no autoencoder: pass --ae RUN (train one with 'neurovae train --model ann-ae')")
     if classifier is not None:
-        mean, std = classifier_score(fake.float(), classifier)
-        res["is_classifier"], res["is_classifier_std"] = mean, std
-        res["confident"] = confident_fraction(fake.float(), classifier)
+        sc = sample_scores(fake.float(), classifier)
+        res["is_classifier"], res["is_classifier_std"] = sc["is_mean"], sc["is_std"]
+        res["confident"] = float(sc["confident"].double().mean())
     else:
         res["is_classifier"] = res["confident"] = _skip(
             "no classifier: pass --classifier RUN (train one with "

@@ -12,7 +12,8 @@ from neurovae.config import make_config
 from neurovae.errors import NeurovaeError
 from neurovae.metrics import aefd as aefd_mod
 from neurovae.metrics import fid as fid_mod
-from neurovae.metrics.classifier import Classifier, accuracy, classifier_score
+from neurovae.metrics.classifier import (Classifier, accuracy, classifier_score,
+                                         confident_fraction, sample_scores)
 from neurovae.metrics.frechet import MetricError, frechet_distance, stats
 from neurovae.models import build_model
 
@@ -213,6 +214,28 @@ def test_classifier_score_bounds():
     assert mean == pytest.approx(10.0, rel=1e-6) and std < 1e-6
     mean, _ = classifier_score(x[:5], _FixedLogits(confident[:5]))  # too few for splits: one split
     assert mean == pytest.approx(5.0, rel=1e-6)
+
+
+class _CountingLogits(_FixedLogits):
+    calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return super().forward(x)
+
+
+def test_sample_scores_give_both_scores_from_one_classifier_pass():
+    x = torch.zeros(100, 1, 28, 28)
+    g = torch.Generator().manual_seed(0)
+    logits = 4.0 * torch.randn(100, 10, generator=g)       # some confident, some not
+    clf = _CountingLogits(logits)
+    sc = sample_scores(x, clf)
+    assert clf.calls == 1
+    p = torch.softmax(logits.double(), 1)
+    assert torch.equal(sc["confident"], p.max(1).values >= 0.9)
+    assert 0 < int(sc["confident"].sum()) < 100
+    assert float(sc["confident"].double().mean()) == confident_fraction(x, clf)
+    assert (sc["is_mean"], sc["is_std"]) == classifier_score(x, clf)
 
 
 def test_classifier_trains_above_chance():

@@ -5,11 +5,13 @@ The scores are re-exported as ``fid_score`` and ``aefd_score`` so that the names
 """
 from .aefd import aefd as aefd_score
 from .aefd import latent_codes, load_autoencoder
-from .classifier import Classifier, accuracy, classifier_score, confident_fraction
+from .classifier import (Classifier, accuracy, classifier_score, confident_fraction,
+                         sample_scores)
 from .fid import MissingMetric, dataset_stats, inception_features
 from .fid import fid as fid_score
 from .frechet import MetricError, frechet_distance, stats
 
 __all__ = ["aefd_score", "latent_codes", "load_autoencoder", "Classifier", "accuracy",
-           "classifier_score", "confident_fraction", "MissingMetric", "dataset_stats", "fid_score",
+           "classifier_score", "confident_fraction", "sample_scores", "MissingMetric",
+           "dataset_stats", "fid_score",
            "inception_features", "MetricError", "frechet_distance", "stats"]

@@ -111,13 +111,28 @@ def _probabilities(images, classifier, batch: int = 256) -> torch.Tensor:
     return torch.softmax(logits, dim=1)
 
 
+def _confident(p: torch.Tensor, threshold: float = CONFIDENT) -> torch.Tensor:
+    """Per image: does the classifier give one class probability >= threshold."""
+    return p.max(dim=1).values >= threshold
+
+
+def _inception_proxy(p: np.ndarray, splits: int = 10) -> tuple[float, float]:
+    """exp(E_x KL(p(y|x) || p(y))) over `splits` splits (fewer when a split would hold
+    under MIN_PER_SPLIT images): mean and standard deviation."""
+    k = max(1, min(int(splits), len(p) // MIN_PER_SPLIT))
+    scores = []
+    for part in np.array_split(p, k):
+        p_y = part.mean(axis=0, keepdims=True)
+        scores.append(float(np.exp(rel_entr(part, p_y).sum(axis=1).mean())))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
 @torch.no_grad()
 def confident_fraction(images: torch.Tensor, classifier: nn.Module,
                        threshold: float = CONFIDENT) -> float:
     """Fraction of the images that the classifier assigns to one class with probability
     >= threshold: how many samples of a grid read as a digit at a glance."""
-    p = _probabilities(images, classifier)
-    return float((p.max(dim=1).values >= threshold).double().mean())
+    return float(_confident(_probabilities(images, classifier), threshold).double().mean())
 
 
 @torch.no_grad()
@@ -129,10 +144,14 @@ def classifier_score(images: torch.Tensor, classifier: nn.Module, splits: int = 
     and standard deviation over ``splits`` splits, fewer when a split would hold under 10 images.
     ``classifier`` is a :class:`Classifier` or any module mapping [-1, 1] images to logits.
     """
-    p = _probabilities(images, classifier, batch).numpy()
-    k = max(1, min(int(splits), len(p) // MIN_PER_SPLIT))
-    scores = []
-    for part in np.array_split(p, k):
-        p_y = part.mean(axis=0, keepdims=True)
-        scores.append(float(np.exp(rel_entr(part, p_y).sum(axis=1).mean())))
-    return float(np.mean(scores)), float(np.std(scores))
+    return _inception_proxy(_probabilities(images, classifier, batch).numpy(), splits)
+
+
+@torch.no_grad()
+def sample_scores(images: torch.Tensor, classifier: nn.Module, splits: int = 10,
+                  threshold: float = CONFIDENT) -> dict:
+    """`classifier_score` and the per-image confidence of `confident_fraction` from one
+    classifier pass: {"is_mean", "is_std", "confident" (bool per image)}."""
+    p = _probabilities(images, classifier)
+    mean, std = _inception_proxy(p.numpy(), splits)
+    return {"is_mean": mean, "is_std": std, "confident": _confident(p, threshold)}
