@@ -67,3 +67,27 @@ def save_loss_curve(metrics: list[dict], path) -> None:
     with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def save_quality_vs_synops(rows: list[dict], path) -> None:
+    """Quality against synaptic operations per image, one point per quality-bench line
+    (`bench/quality.py`): reconstruction MSE against the reconstruction's SynOps, and the
+    confident-sample fraction against generation's SynOps: the trade-off of a chip's energy."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4 + 0.2 * len(rows)))
+    for i, r in enumerate(rows):
+        style = dict(s=24, color=f"C{i % 10}", marker="os^Dv"[i // 10 % 5])
+        a.scatter(r["recon_synops_per_image"] / 1e6, r["mse"],
+                  label=r.get("label") or r["model"], **style)
+        b.scatter(r["gen_synops_per_image"] / 1e6, 100 * r["confident_fraction"], **style)
+    a.set(xlabel="SynOps per reconstruction (M)", ylabel="test MSE (lower is better)")
+    b.set(xlabel="SynOps per sample (M)", ylabel="confident samples, % (higher is better)")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    fig.legend(loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.045 * ((len(rows) + 1) // 2), 1, 1))
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

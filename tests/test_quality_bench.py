@@ -23,11 +23,15 @@ FIELDS = ("bench", "model", "config", "overrides", "seed", "steps", "steps_reque
 TIMES = ("train_s", "eval_s", "prepare_s", "out")
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("quality_bench", BENCH)
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), BENCH.parent / name)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _load_bench():
+    return _load_script(BENCH.name)
 
 
 def _run(mod, capsys, cache, model, out=None):
@@ -77,8 +81,36 @@ def test_quality_bench_fields_and_determinism(tmp_path, capsys):
         {k: v for k, v in first.items() if k not in TIMES}
 
 
-def test_quality_bench_esvae(tmp_path, capsys):
-    _check(_run(_load_bench(), capsys, tmp_path / "cache", "esvae"), "esvae")
+def test_quality_bench_esvae_and_the_synops_plot(tmp_path, capsys):
+    mod = _load_bench()
+    es = _run(mod, capsys, tmp_path / "cache", "esvae")
+    _check(es, "esvae")
+    fs = _run(mod, capsys, tmp_path / "cache", "fsvae")
+    # bench/quality_plot.py over the two runs' lines, as a user passes saved outputs
+    files = []
+    for name, line in (("es", es), ("fs", fs)):
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text("progress text\n" + json.dumps(line) + "\n")
+    plot = _load_script("quality_plot.py")
+    png = tmp_path / "q.png"
+    assert plot.main([str(f) for f in files] + ["--out", str(png)]) == 0
+    out = json.loads(capsys.readouterr().out.strip())
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out["points"] == 2
+    assert [r["mse"] for r in out["runs"]] == [es["mse"], fs["mse"]]
+    # the front: a run is off it only if the other is no worse on both and better on one
+    def beats(a, b, cost, q, sign):
+        return (a[cost] <= b[cost] and sign * a[q] <= sign * b[q]
+                and (a[cost] < b[cost] or sign * a[q] < sign * b[q]))
+    for key, cost, q, sign in (("pareto_mse", "recon_synops_per_image", "mse", 1),
+                               ("pareto_confident", "gen_synops_per_image",
+                                "confident_fraction", -1)):
+        expect = [r["model"] for r, o in ((es, fs), (fs, es)) if not beats(o, r, cost, q, sign)]
+        assert [label.split()[0] for label in out[key]] == expect and expect
+    # bad input: one line and exit 2
+    (tmp_path / "other.json").write_text('{"bench": "emulator"}\n')
+    assert plot.main([str(tmp_path / "other.json")]) == 2
+    assert plot.main([str(tmp_path / "missing.json")]) == 2
+    assert not (tmp_path / "quality-synops.png").exists()
 
 
 def test_step_plan_spreads_steps_over_epochs(tiny_cfg):
