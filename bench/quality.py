@@ -127,7 +127,7 @@ def measure(model, net, cfg, aux: dict, *, seed: int, n_test: int, n_samples: in
     from neurovae import data
     from neurovae.hw.readout import to_signed
     from neurovae.loihi_runtime import run
-    from neurovae.metrics import aefd_score, fid_score, sample_scores
+    from neurovae.metrics import aefd_score, confident_fraction, fid_score, sample_scores
     from neurovae.profile import profile
     test = data.load_images(cfg.dataset, "test", cfg.data_dir, cfg.image_size, cfg.channels)
     n_test = min(n_test, len(test))
@@ -147,6 +147,9 @@ def measure(model, net, cfg, aux: dict, *, seed: int, n_test: int, n_samples: in
     labels = test.labels(torch.arange(n_test))
     res["recon_accuracy"] = float((_labels_of(clf, recon) == labels).double().mean())
     res["classifier_test_accuracy"] = float((_labels_of(clf, real) == labels).double().mean())
+    # confident reconstructions, and the yardstick's ceiling: confident real test digits
+    res["recon_confident_fraction"] = confident_fraction(recon.double().clamp(-1, 1).float(), clf)
+    res["real_confident_fraction"] = confident_fraction(real.float(), clf)
 
     # reconstruction cost: firing rate, SynOps, posterior latent rate
     start = 0 if model.kind == "fsvae" else model.sample_start   # z's T steps (docs/clock.md)

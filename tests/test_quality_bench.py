@@ -18,7 +18,8 @@ FIELDS = ("bench", "model", "config", "overrides", "seed", "steps", "steps_reque
           "classifier_test_accuracy", "n_profile", "posterior_rate", "recon_firing_rate",
           "recon_spikes_per_image", "recon_synops_per_image", "n_samples",
           "distinct_fraction", "prior_rate", "gen_firing_rate", "gen_spikes_per_image",
-          "gen_synops_per_image", "is_classifier", "confident_fraction", "confident_of_64", "n_fid", "fid", "aefd", "train_s",
+          "gen_synops_per_image", "is_classifier", "confident_fraction", "confident_of_64",
+          "recon_confident_fraction", "real_confident_fraction", "n_fid", "fid", "aefd", "train_s",
           "eval_s", "prepare_s", "threads", "out")
 TIMES = ("train_s", "eval_s", "prepare_s", "out")
 
@@ -61,7 +62,8 @@ def _check(line, model):
                 "gen_synops_per_image"):
         assert line[key] > 0, key
     assert 1.0 <= line["is_classifier"] <= 10.0
-    assert 0.0 <= line["confident_fraction"] <= 1.0
+    for key in ("confident_fraction", "recon_confident_fraction", "real_confident_fraction"):
+        assert 0.0 <= line[key] <= 1.0, key
     assert line["confident_of_64"] == round(line["confident_fraction"] * 24)   # 24 samples
     assert line["n_fid"] == 0 and line["fid"] is None and line["aefd"] is None
     assert all(line[k] >= 0 for k in ("train_s", "eval_s", "prepare_s"))
