@@ -36,6 +36,7 @@ class Config:
     tau_grad: float = 0.03                  # surrogate width: tau_grad * threshold * 100 (lava-dl); 0.03 by the quality bench (docs/quality.md)
     scale_grad: float = 12.0                # surrogate peak: scale_grad * 0.1 / 2 / width
     readout_v_decay: int = 819              # readout keeps 0.8 of its voltage per step
+    recon_loss: str = "mse"                 # spiking VAEs' reconstruction term: mse (papers) | bce
     mmd_weight: float = 1.0                 # FSVAE: 1 (paper); ESVAE: 0.001
     ss_p_start: float = 0.1                 # FSVAE scheduled sampling p, linear in epochs
     ss_p_end: float = 0.3
@@ -100,6 +101,8 @@ class Config:
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got "
                               f"'{self.lr_schedule}'")
+        if self.recon_loss not in ("mse", "bce"):
+            raise ConfigError(f"recon_loss must be 'mse' or 'bce', got '{self.recon_loss}'")
         if self.warmup < 0:
             raise ConfigError(f"warmup must be 0 or a number of steps, got {self.warmup}")
         if self.micro_batch < 0:

@@ -32,6 +32,39 @@ def test_gradients_reach_every_trainable_weight(tiny_cfg):
         assert not missing, f"{kind}: no gradient for {missing}"
 
 
+def test_bce_reconstruction_term_keeps_its_gradient_where_tanh_saturates():
+    from neurovae.models.recon_loss import recon_terms
+    x = torch.tensor([[0, 255, 128]], dtype=torch.uint8)
+    u = torch.tensor([[4.0, -4.0, 0.0]], requires_grad=True)     # two pixels saturated wrong
+    grads = {}
+    for kind in ("mse", "bce"):
+        u.grad = None
+        term, mse = recon_terms(torch.tanh(u), x, kind)
+        term.backward()
+        grads[kind] = u.grad.clone()
+        assert float(mse) == pytest.approx(float(torch.mean((torch.tanh(u) - x / 127.5 + 1) ** 2)))
+    # MSE's gradient in u vanishes with tanh' (about 1e-3 here); BCE's is (recon - target) / n
+    assert grads["mse"][0, :2].abs().max() < 0.01
+    assert torch.allclose(grads["bce"], (torch.tanh(u) - (x / 127.5 - 1)).detach() / 3, atol=1e-4)
+
+
+def test_recon_loss_bce_trains_both_spiking_models_and_reports_mse(tiny_cfg):
+    x = _batch(4)
+    for kind in ("fsvae", "esvae"):
+        torch.manual_seed(0)
+        mse_model = build_model(tiny_cfg(kind))
+        torch.manual_seed(0)
+        bce_model = build_model(tiny_cfg(kind, "recon_loss=bce"))
+        a = mse_model(x, seed=1, images=torch.arange(4))
+        b = bce_model(x, seed=1, images=torch.arange(4))
+        # the same weights give the same forward: only the loss's term differs
+        assert torch.equal(a["recon"], b["recon"]) and float(a["mse"]) == float(b["mse"])
+        assert float(b["loss"]) != float(a["loss"])
+        b["loss"].backward()
+    with pytest.raises(ConfigError, match="recon_loss"):
+        tiny_cfg("fsvae", "recon_loss=l1")
+
+
 def test_the_phase_clock_lengths(tiny_cfg):
     for T in (5, 7):
         assert build_model(tiny_cfg("fsvae", f"T={T}")).n_steps == T + LOOP_LATENCY == T + 4

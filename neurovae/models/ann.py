@@ -6,7 +6,7 @@ from torch import nn
 
 from ..config import Config
 from ..devices import model_device
-from .fsvae import to_target
+from .recon_loss import to_target
 
 
 def _encoder(cfg: Config) -> nn.Sequential:

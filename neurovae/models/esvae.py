@@ -19,7 +19,8 @@ from ..config import Config
 from ..hw import sampling
 from ..hw.clock import esvae_clock
 from ..hw.sampling import EPS_SCALE, PRIOR_WEIGHT_SHIFT, SIGMOID_SHIFT
-from .fsvae import _images, to_input, to_target
+from .fsvae import _images, to_input
+from .recon_loss import recon_terms
 from ..devices import model_device
 from .spiking import SpikingDecoder, SpikingEncoder, rbf_mmd
 
@@ -102,9 +103,9 @@ class ESVAE(torch.nn.Module):
         z = self.window_spikes(window, seed, images)
         recon = self.decoder(z, silent=self.sample_start)
         r_p = self.prior_rate(seed, images)
-        mse = torch.mean((recon - to_target(x_bytes)) ** 2)
+        rec, mse = recon_terms(recon, x_bytes, self.cfg.recon_loss)
         mmd = rbf_mmd(r_q, r_p)
-        loss = mse + self.cfg.mmd_weight * mmd
+        loss = rec + self.cfg.mmd_weight * mmd
         return dict(loss=loss, mse=mse, mmd=mmd, recon=recon, z=z, rate=r_q.mean())
 
     def latent(self, x_bytes, seed: int, images):

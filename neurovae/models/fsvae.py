@@ -4,7 +4,7 @@ Encoder spikes and the fed-back latent drive a spiking autoregressive posterior 
 k candidate spikes per latent; the PRNG picks one (a Bernoulli process with rate = the
 candidates' mean). z spikes at the T latent steps [0, T) and is silent in the window's
 last LOOP_LATENCY steps; the decoder and readout run all S steps. The prior is the same
-loop without the encoder. Loss: MSE + MMD between the PSP-filtered posterior and prior
+loop without the encoder. Loss: MSE (or BCE, `recon_loss`) + MMD between the PSP-filtered posterior and prior
 candidate rates over the latent steps (the paper's form).
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from ..config import Config
 from ..devices import model_device
 from ..hw.clock import fsvae_clock
-from ..hw.readout import to_signed
 from ..hw.sampling import sampler_seed
 from ..prng import MIX_SEED_SALT
+from .recon_loss import recon_terms
 from .spiking import AutoregressiveLoop, SpikingDecoder, SpikingEncoder, psp
 
 
@@ -32,11 +32,6 @@ def _images(x_bytes: torch.Tensor, images) -> torch.Tensor:
 def to_input(x_bytes: torch.Tensor) -> torch.Tensor:
     """Encoder input: image bytes / 256 (the drive's scale)."""
     return x_bytes.float() / 256.0
-
-
-def to_target(x_bytes: torch.Tensor) -> torch.Tensor:
-    """Reconstruction target in [-1, 1], as the papers."""
-    return to_signed(x_bytes)
 
 
 class FSVAE(torch.nn.Module):
@@ -84,9 +79,9 @@ class FSVAE(torch.nn.Module):
         n, ck, s = q_c.shape
         q_rate = q_c.view(n, self.cfg.latent, self.cfg.k, s).mean(2)
         p_rate = p_c.view(n, self.cfg.latent, self.cfg.k, s).mean(2)
-        mse = torch.mean((recon - to_target(x_bytes)) ** 2)
+        rec, mse = recon_terms(recon, x_bytes, self.cfg.recon_loss)
         mmd = torch.mean((psp(q_rate) - psp(p_rate)) ** 2)
-        loss = mse + self.cfg.mmd_weight * mmd
+        loss = rec + self.cfg.mmd_weight * mmd
         return dict(loss=loss, mse=mse, mmd=mmd, recon=recon, z=z,
                     rate=z_t.mean())
 
