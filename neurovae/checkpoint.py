@@ -140,7 +140,7 @@ def load(path, map_location="cpu") -> dict:
             state = torch.load(p, map_location=map_location, weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
                 OSError, AttributeError, TypeError, KeyError, IndexError, MemoryError,
-                OverflowError, UnicodeError, ImportError) as exc:
+                OverflowError, UnicodeError, ImportError, AssertionError) as exc:
             why = _unreadable(exc)
     if why is not None:
         raise CheckpointError(f"{p} is not a readable neurovae checkpoint: {why}; retrain, "
