@@ -8,6 +8,7 @@ from .hw.clock import LOOP_LATENCY, MAX_SYNAPTIC_DELAY
 from .hw.neuron import NeuronParams
 
 MODELS = ("fsvae", "esvae", "ann-vae", "ann-ae", "classifier")
+RECON_LOSSES = ("mse", "bce")   # the spiking VAEs' reconstruction terms (models/recon_loss.py)
 
 
 class ConfigError(ValueError):
@@ -101,8 +102,9 @@ class Config:
         if self.lr_schedule not in ("constant", "cosine"):
             raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got "
                               f"'{self.lr_schedule}'")
-        if self.recon_loss not in ("mse", "bce"):
-            raise ConfigError(f"recon_loss must be 'mse' or 'bce', got '{self.recon_loss}'")
+        if self.recon_loss not in RECON_LOSSES:
+            raise ConfigError(f"recon_loss must be one of {', '.join(RECON_LOSSES)}, got "
+                              f"'{self.recon_loss}'")
         if self.warmup < 0:
             raise ConfigError(f"warmup must be 0 or a number of steps, got {self.warmup}")
         if self.micro_batch < 0:

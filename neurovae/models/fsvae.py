@@ -4,8 +4,8 @@ Encoder spikes and the fed-back latent drive a spiking autoregressive posterior 
 k candidate spikes per latent; the PRNG picks one (a Bernoulli process with rate = the
 candidates' mean). z spikes at the T latent steps [0, T) and is silent in the window's
 last LOOP_LATENCY steps; the decoder and readout run all S steps. The prior is the same
-loop without the encoder. Loss: MSE (or BCE, `recon_loss`) + MMD between the PSP-filtered posterior and prior
-candidate rates over the latent steps (the paper's form).
+loop without the encoder. Loss: MSE (or BCE, `recon_loss`) + MMD between the PSP-filtered
+posterior and prior candidate rates over the latent steps (the paper's form).
 """
 from __future__ import annotations
 

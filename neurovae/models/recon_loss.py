@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from ..config import RECON_LOSSES
 from ..hw.readout import to_signed
 
-KINDS = ("mse", "bce")
 _EPS = 1e-6
 
 
@@ -35,4 +35,4 @@ def recon_terms(recon: torch.Tensor, x_bytes: torch.Tensor, kind: str) -> tuple:
         return mse, mse
     if kind == "bce":
         return bce(recon, target), mse
-    raise ValueError(f"unknown recon_loss '{kind}'; choose one of {', '.join(KINDS)}")
+    raise ValueError(f"unknown recon_loss '{kind}'; choose one of {', '.join(RECON_LOSSES)}")
