@@ -9,10 +9,12 @@ classifier and the ANN autoencoder are trained once and cached in `--cache`.
 Usage: python bench/quality.py --model fsvae|esvae [--config mnist-small] [--set k=v ...]
                                [--steps 150] [--seed 0] [--n-fid 256] [--out DIR]
                                [--cache bench/.cache]
+       python bench/quality.py --rescore RUN [--n-fid 256] [--cache DIR]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -59,12 +61,13 @@ def aux_model(kind: str, cfg, cache: Path, overrides=(), progress: bool = False)
     from neurovae.config import make_config
     shape = [f"dataset={cfg.dataset}", f"image_size={cfg.image_size}",
              f"channels={cfg.channels}"]
-    tag = f"{kind}-{cfg.dataset}-{cfg.image_size}px-c{cfg.channels}"
-    if overrides:
-        tag += "-" + hashlib.sha1("|".join(overrides).encode()).hexdigest()[:8]
+    acfg = make_config(AUX_PRESET, kind, shape + ["seed=0"] + list(overrides))
+    # the folder is named after the whole recipe: a changed recipe never reads a stale model
+    recipe = {k: v for k, v in dataclasses.asdict(acfg).items() if k != "data_dir"}
+    digest = hashlib.sha1(json.dumps(recipe, sort_keys=True, default=str).encode())
+    tag = f"{kind}-{cfg.dataset}-{cfg.image_size}px-c{cfg.channels}-{digest.hexdigest()[:8]}"
     folder = cache / tag
     if not (folder / checkpoint.FILENAME).exists():
-        acfg = make_config(AUX_PRESET, kind, shape + ["seed=0"] + list(overrides))
         acfg.data_dir = cfg.data_dir
         cache.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{tag}-", dir=cache))
@@ -240,9 +243,45 @@ def bench(model_kind: str, preset: str = "mnist-small", overrides=(), steps: int
     return line
 
 
+def rescore(run_dir, n_test: int = 1000, n_samples: int = 256, n_fid: int = 256,
+            n_profile: int = 256, cache="bench/.cache", aux_overrides=(),
+            progress: bool = False) -> dict:
+    """Measure a run folder that an earlier bench run kept (`--out`) again, without
+    training: the same model scored with the current metric models (a new yardstick)."""
+    import torch
+    from neurovae import checkpoint, export
+    run_dir = Path(run_dir)
+    try:
+        old = json.loads((run_dir / "quality.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{run_dir}: no readable quality.json of an earlier bench run "
+                         f"({exc}); --rescore takes a folder written by --out") from None
+    model, _ = checkpoint.load_model(run_dir)
+    cfg = model.cfg
+    net = export.load(run_dir / "model.net")
+    t0 = time.perf_counter()
+    aux = prepare(cfg, n_fid, Path(cache), aux_overrides, progress)
+    prepare_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        res = measure(model, net, cfg, aux, seed=old["seed"], n_test=n_test,
+                      n_samples=n_samples, n_fid=n_fid, n_profile=n_profile)
+    keep = ("bench", "model", "config", "overrides", "seed", "steps", "steps_requested",
+            "epochs", "batch_size", "hardware_steps", "backend", "train_loss", "train_mse",
+            "train_s")
+    return {**{k: old.get(k) for k in keep}, **res,
+            "eval_s": round(time.perf_counter() - t0, 2), "prepare_s": round(prepare_s, 2),
+            "threads": torch.get_num_threads(), "out": str(run_dir),
+            "rescored": True}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True, choices=("fsvae", "esvae"))
+    ap.add_argument("--model", choices=("fsvae", "esvae"), help="model to train (required "
+                    "unless --rescore)")
+    ap.add_argument("--rescore", default=None, metavar="RUN",
+                    help="measure a folder kept by an earlier run's --out again, without "
+                         "training (e.g. after the metric models changed)")
     ap.add_argument("--config", default="mnist-small", help="preset name")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="config override, as `neurovae train --set` (repeatable)")
@@ -267,11 +306,18 @@ def main(argv=None) -> dict:
             ap.error(f"--{name.replace('_', '-')} must be positive")
     if a.n_fid == 1 or a.n_fid < 0:
         ap.error("--n-fid must be 0 (skip) or at least 2")
+    if not a.model and not a.rescore:
+        ap.error("--model is required (or --rescore RUN)")
     from neurovae.cli.errors import quiet_imports
     quiet_imports()
     if a.threads:
         import torch
         torch.set_num_threads(a.threads)
+    if a.rescore:
+        line = rescore(a.rescore, a.n_test, a.n_samples, a.n_fid, a.n_profile, a.cache,
+                       a.aux_overrides, a.progress)
+        print(json.dumps(line), flush=True)
+        return line
     line = bench(a.model, a.config, a.overrides, a.steps, a.seed, a.n_test, a.n_samples,
                  a.n_fid, a.n_profile, a.out, a.cache, a.aux_overrides, a.progress)
     print(json.dumps(line), flush=True)

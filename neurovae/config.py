@@ -142,6 +142,12 @@ FSVAE_PAPER_MICRO_BATCH = 50
 # at 1e-2) and a readout that keeps 0.9 of its voltage per step (0.8 before).
 FSVAE_SMALL = dict(lr=1e-2, readout_v_decay=410)
 
+# The metric classifier (confident samples, IS proxy) learns from the whole training split
+# for 3 epochs at any preset: on 8,960 images for 2 epochs it was confident (p >= 0.9) on
+# only 90% of real MNIST test digits, a ceiling below the demo's 56-of-64 goal; this recipe
+# is confident on 95.7% (accuracy 97.9% on the first 1,000 test images).
+CLASSIFIER_RECIPE = dict(train_subset=None, epochs=3, batch_size=128)
+
 # ESVAE's paper settings differ from FSVAE's in latent size, loss weight and schedule.
 _ESVAE_PAPER = dict(mmd_weight=0.001, epochs=300, batch_size=256)
 
@@ -178,6 +184,8 @@ def make_config(preset: str, model: str, overrides: list[str] = ()) -> Config:
         values["micro_batch"] = FSVAE_PAPER_MICRO_BATCH
     if model == "fsvae" and preset == "mnist-small":
         values.update(FSVAE_SMALL)
+    if model == "classifier":
+        values.update(CLASSIFIER_RECIPE)
     if model == "esvae":
         values["mmd_weight"] = 0.001
         if preset != "mnist-small":

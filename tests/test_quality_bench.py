@@ -81,6 +81,19 @@ def test_quality_bench_fields_and_determinism(tmp_path, capsys):
     assert again["out"] is None
     assert {k: v for k, v in again.items() if k not in TIMES} == \
         {k: v for k, v in first.items() if k not in TIMES}
+    # --rescore measures the kept run again without training: the same figures
+    rescored = mod.main(["--rescore", str(tmp_path / "run"), "--n-test", "48", "--n-samples",
+                         "24", "--n-profile", "8", "--n-fid", "0", "--cache", str(cache)] + AUX)
+    assert json.loads(capsys.readouterr().out.strip()) == json.loads(json.dumps(rescored))
+    assert rescored["rescored"] is True and rescored["train_s"] == first["train_s"]
+    assert {k: v for k, v in rescored.items() if k not in TIMES + ("rescored",)} == \
+        {k: v for k, v in first.items() if k not in TIMES}
+    # the metric models are cached under their whole recipe: a new recipe trains a new one
+    mod.main(["--rescore", str(tmp_path / "run"), "--n-test", "8", "--n-samples", "8",
+              "--n-profile", "8", "--n-fid", "0", "--cache", str(cache),
+              "--aux-set", "train_subset=256", "--aux-set", "epochs=1"])
+    capsys.readouterr()
+    assert len(list(cache.iterdir())) == 2
 
 
 def test_quality_bench_esvae_and_the_synops_plot(tmp_path, capsys):
