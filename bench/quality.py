@@ -253,6 +253,8 @@ def rescore(run_dir, n_test: int = 1000, n_samples: int = 256, n_fid: int = 256,
     run_dir = Path(run_dir)
     try:
         old = json.loads((run_dir / "quality.json").read_text())
+        if not (isinstance(old, dict) and old.get("bench") == "quality" and "seed" in old):
+            raise ValueError("not a quality-bench line")
     except (OSError, ValueError) as exc:
         raise SystemExit(f"{run_dir}: no readable quality.json of an earlier bench run "
                          f"({exc}); --rescore takes a folder written by --out") from None

@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from conftest import TINY
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "quality.py"
@@ -94,6 +96,11 @@ def test_quality_bench_fields_and_determinism(tmp_path, capsys):
               "--aux-set", "train_subset=256", "--aux-set", "epochs=1"])
     capsys.readouterr()
     assert len(list(cache.iterdir())) == 2
+    # a folder without a bench line: one message, no traceback
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "quality.json").write_text('{"bench": "emulator"}\n')
+    with pytest.raises(SystemExit, match="no readable quality.json"):
+        mod.main(["--rescore", str(tmp_path / "foreign"), "--cache", str(cache)])
 
 
 def test_quality_bench_esvae_and_the_synops_plot(tmp_path, capsys):
