@@ -195,6 +195,12 @@ def measure(model, net, cfg, aux: dict, *, seed: int, n_test: int, n_samples: in
     return res
 
 
+# what a line says of how its model was trained: `--rescore` copies these from the old line
+TRAINING_FIELDS = ("bench", "model", "config", "overrides", "seed", "steps", "steps_requested",
+                   "epochs", "batch_size", "hardware_steps", "backend", "train_loss",
+                   "train_mse", "train_s")
+
+
 def bench(model_kind: str, preset: str = "mnist-small", overrides=(), steps: int = 150,
           seed: int = 0, n_test: int = 1000, n_samples: int = 256, n_fid: int = 256,
           n_profile: int = 256, out=None, cache="bench/.cache", aux_overrides=(),
@@ -238,29 +244,60 @@ def bench(model_kind: str, preset: str = "mnist-small", overrides=(), steps: int
             **res, "train_s": round(train_s, 2), "eval_s": round(eval_s, 2),
             "prepare_s": round(prepare_s, 2),
             "threads": torch.get_num_threads(), "out": str(run_dir) if keep else None}
+    assert set(TRAINING_FIELDS) <= set(line), "TRAINING_FIELDS names a field bench never writes"
     if keep:
         (run_dir / "quality.json").write_text(json.dumps(line) + "\n")
     return line
 
 
+def _train_run_fields(run_dir: Path, cfg) -> dict:
+    """TRAINING_FIELDS of a folder that `neurovae train` wrote (no bench line): what its
+    config.json and metrics.jsonl say of how it was trained."""
+    try:
+        epochs = [json.loads(line) for line in
+                  (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{run_dir}: no readable metrics.jsonl ({exc}); --rescore takes a "
+                         f"folder written by `neurovae train` or by the bench's --out") from None
+    last = epochs[-1] if epochs else {}
+    return {"bench": "quality", "model": cfg.model, "config": None, "overrides": None,
+            "seed": cfg.seed, "steps": sum(int(e.get("batches", 0)) for e in epochs),
+            "steps_requested": None, "epochs": len(epochs), "batch_size": cfg.batch_size,
+            "hardware_steps": None, "backend": BACKEND, "train_loss": last.get("loss"),
+            "train_mse": last.get("mse"),
+            "train_s": round(sum(float(e.get("seconds", 0)) for e in epochs), 2)}
+
+
 def rescore(run_dir, n_test: int = 1000, n_samples: int = 256, n_fid: int = 256,
             n_profile: int = 256, cache="bench/.cache", aux_overrides=(),
             progress: bool = False) -> dict:
-    """Measure a run folder that an earlier bench run kept (`--out`) again, without
-    training: the same model scored with the current metric models (a new yardstick)."""
+    """Measure a trained model without training it: a folder kept by an earlier bench run
+    (`--out`; scored again with the current metric models, a new yardstick) or a
+    `neurovae train` run folder (a long run, scored as the bench scores its own)."""
     import torch
-    from neurovae import checkpoint, export
+    from neurovae import checkpoint, deploy, export
     run_dir = Path(run_dir)
-    try:
-        old = json.loads((run_dir / "quality.json").read_text())
-        if not (isinstance(old, dict) and old.get("bench") == "quality" and "seed" in old):
-            raise ValueError("not a quality-bench line")
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"{run_dir}: no readable quality.json of an earlier bench run "
-                         f"({exc}); --rescore takes a folder written by --out") from None
-    model, _ = checkpoint.load_model(run_dir)
+    line = run_dir / "quality.json"
+    if line.exists() or not (run_dir / checkpoint.FILENAME).exists():
+        try:
+            old = json.loads(line.read_text())
+            if not (isinstance(old, dict) and old.get("bench") == "quality" and "seed" in old):
+                raise ValueError("not a quality-bench line")
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"{run_dir}: no readable quality.json of an earlier bench run "
+                             f"({exc}) and no checkpoint; --rescore takes a folder written by "
+                             f"--out or by `neurovae train`") from None
+        model, _ = checkpoint.load_model(run_dir)
+        net = export.load(run_dir / "model.net")
+    else:
+        model, _ = checkpoint.load_model(run_dir)
+        if model.cfg.model not in ("fsvae", "esvae"):
+            raise SystemExit(f"{run_dir}: a {model.cfg.model} run; the bench measures the "
+                             f"spiking VAEs (fsvae, esvae)")
+        old = _train_run_fields(run_dir, model.cfg)
+        net = deploy.from_model(model, seed=old["seed"])
+        old["hardware_steps"] = net.n_steps
     cfg = model.cfg
-    net = export.load(run_dir / "model.net")
     t0 = time.perf_counter()
     aux = prepare(cfg, n_fid, Path(cache), aux_overrides, progress)
     prepare_s = time.perf_counter() - t0
@@ -268,10 +305,7 @@ def rescore(run_dir, n_test: int = 1000, n_samples: int = 256, n_fid: int = 256,
     with torch.no_grad():
         res = measure(model, net, cfg, aux, seed=old["seed"], n_test=n_test,
                       n_samples=n_samples, n_fid=n_fid, n_profile=n_profile)
-    keep = ("bench", "model", "config", "overrides", "seed", "steps", "steps_requested",
-            "epochs", "batch_size", "hardware_steps", "backend", "train_loss", "train_mse",
-            "train_s")
-    return {**{k: old.get(k) for k in keep}, **res,
+    return {**{k: old.get(k) for k in TRAINING_FIELDS}, **res,
             "eval_s": round(time.perf_counter() - t0, 2), "prepare_s": round(prepare_s, 2),
             "threads": torch.get_num_threads(), "out": str(run_dir),
             "rescored": True}
@@ -282,8 +316,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--model", choices=("fsvae", "esvae"), help="model to train (required "
                     "unless --rescore)")
     ap.add_argument("--rescore", default=None, metavar="RUN",
-                    help="measure a folder kept by an earlier run's --out again, without "
-                         "training (e.g. after the metric models changed)")
+                    help="measure a trained model without training: a folder kept by an "
+                         "earlier run's --out (e.g. after the metric models changed) or a "
+                         "`neurovae train` run folder (a long run)")
     ap.add_argument("--config", default="mnist-small", help="preset name")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="config override, as `neurovae train --set` (repeatable)")
@@ -310,6 +345,12 @@ def main(argv=None) -> dict:
         ap.error("--n-fid must be 0 (skip) or at least 2")
     if not a.model and not a.rescore:
         ap.error("--model is required (or --rescore RUN)")
+    trained = [f for f, v in (("--model", a.model), ("--set", a.overrides), ("--out", a.out),
+                              ("--steps", a.steps != ap.get_default("steps")),
+                              ("--seed", a.seed != ap.get_default("seed")),
+                              ("--config", a.config != ap.get_default("config"))) if v]
+    if a.rescore and trained:
+        ap.error(f"--rescore measures the kept run as it was trained; drop {', '.join(trained)}")
     from neurovae.cli.errors import quiet_imports
     quiet_imports()
     if a.threads:

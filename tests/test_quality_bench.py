@@ -4,6 +4,7 @@ too slow for a test)."""
 import importlib.util
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,24 @@ def test_quality_bench_fields_and_determinism(tmp_path, capsys):
     (tmp_path / "foreign" / "quality.json").write_text('{"bench": "emulator"}\n')
     with pytest.raises(SystemExit, match="no readable quality.json"):
         mod.main(["--rescore", str(tmp_path / "foreign"), "--cache", str(cache)])
+    # a `neurovae train` run folder (no bench line, no .net) is measured the same way
+    train_run = tmp_path / "train-run"
+    train_run.mkdir()
+    for f in ("checkpoint.pt", "config.json", "metrics.jsonl"):
+        shutil.copy(tmp_path / "run" / f, train_run / f)
+    measured = mod.main(["--rescore", str(train_run), "--n-test", "48", "--n-samples", "24",
+                         "--n-profile", "8", "--n-fid", "0", "--cache", str(cache)] + AUX)
+    capsys.readouterr()
+    figures = [k for k in first if k not in TIMES + mod.TRAINING_FIELDS + ("config", "overrides")]
+    assert {k: measured[k] for k in figures} == {k: first[k] for k in figures}
+    assert (measured["steps"], measured["epochs"], measured["hardware_steps"]) == \
+        (first["steps"], first["epochs"], first["hardware_steps"])
+    assert not (train_run / "model.net").exists()        # measured, nothing written
+    # options that only training reads are refused, not silently ignored
+    with pytest.raises(SystemExit) as exc:
+        mod.main(["--rescore", str(tmp_path / "run"), "--set", "lr=0.1", "--steps", "9"])
+    assert exc.value.code == 2
+    assert "drop --set, --steps" in capsys.readouterr().err
 
 
 def test_quality_bench_esvae_and_the_synops_plot(tmp_path, capsys):
