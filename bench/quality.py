@@ -195,6 +195,14 @@ def measure(model, net, cfg, aux: dict, *, seed: int, n_test: int, n_samples: in
     return res
 
 
+SPIKING = ("fsvae", "esvae")       # the models the bench measures
+
+
+def _require_spiking(kind: str, what: str) -> None:
+    if kind not in SPIKING:
+        raise SystemExit(f"{what}: the bench measures the spiking VAEs ({', '.join(SPIKING)})")
+
+
 # what a line says of how its model was trained: `--rescore` copies these from the old line
 TRAINING_FIELDS = ("bench", "model", "config", "overrides", "seed", "steps", "steps_requested",
                    "epochs", "batch_size", "hardware_steps", "backend", "train_loss",
@@ -210,9 +218,7 @@ def bench(model_kind: str, preset: str = "mnist-small", overrides=(), steps: int
     from neurovae import checkpoint, deploy, export
     from neurovae.config import make_config
     cfg = make_config(preset, model_kind, list(overrides) + [f"seed={seed}"])
-    if cfg.model not in ("fsvae", "esvae"):
-        raise SystemExit(f"--model {model_kind}: the bench measures the spiking VAEs "
-                         f"(fsvae, esvae)")
+    _require_spiking(cfg.model, f"--model {model_kind}")
     cache = Path(cache)
     keep = out is not None
     run_dir = Path(out) if keep else Path(tempfile.mkdtemp(prefix="quality-"))
@@ -250,22 +256,29 @@ def bench(model_kind: str, preset: str = "mnist-small", overrides=(), steps: int
     return line
 
 
-def _train_run_fields(run_dir: Path, cfg) -> dict:
+def _train_run_fields(metrics: list, cfg, hardware_steps: int) -> dict:
     """TRAINING_FIELDS of a folder that `neurovae train` wrote (no bench line): what its
-    config.json and metrics.jsonl say of how it was trained."""
-    try:
-        epochs = [json.loads(line) for line in
-                  (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"{run_dir}: no readable metrics.jsonl ({exc}); --rescore takes a "
-                         f"folder written by `neurovae train` or by the bench's --out") from None
-    last = epochs[-1] if epochs else {}
+    checkpoint's config and per-epoch metrics say of how it was trained."""
+    last = metrics[-1] if metrics else {}
     return {"bench": "quality", "model": cfg.model, "config": None, "overrides": None,
-            "seed": cfg.seed, "steps": sum(int(e.get("batches", 0)) for e in epochs),
-            "steps_requested": None, "epochs": len(epochs), "batch_size": cfg.batch_size,
-            "hardware_steps": None, "backend": BACKEND, "train_loss": last.get("loss"),
-            "train_mse": last.get("mse"),
-            "train_s": round(sum(float(e.get("seconds", 0)) for e in epochs), 2)}
+            "seed": cfg.seed, "steps": sum(int(e.get("batches", 0)) for e in metrics),
+            "steps_requested": None, "epochs": len(metrics), "batch_size": cfg.batch_size,
+            "hardware_steps": hardware_steps, "backend": BACKEND,
+            "train_loss": last.get("loss"), "train_mse": last.get("mse"),
+            "train_s": round(sum(float(e.get("seconds", 0)) for e in metrics), 2)}
+
+
+def _bench_line(run_dir: Path) -> dict:
+    """The quality-bench line an earlier run kept in run_dir, or one message why not."""
+    try:
+        old = json.loads((run_dir / "quality.json").read_text())
+        if not (isinstance(old, dict) and old.get("bench") == "quality" and "seed" in old):
+            raise ValueError("not a quality-bench line")
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{run_dir}: no readable quality.json of an earlier bench run "
+                         f"({exc}) and no checkpoint; --rescore takes a folder written by "
+                         f"--out or by `neurovae train`") from None
+    return old
 
 
 def rescore(run_dir, n_test: int = 1000, n_samples: int = 256, n_fid: int = 256,
@@ -277,26 +290,15 @@ def rescore(run_dir, n_test: int = 1000, n_samples: int = 256, n_fid: int = 256,
     import torch
     from neurovae import checkpoint, deploy, export
     run_dir = Path(run_dir)
-    line = run_dir / "quality.json"
-    if line.exists() or not (run_dir / checkpoint.FILENAME).exists():
-        try:
-            old = json.loads(line.read_text())
-            if not (isinstance(old, dict) and old.get("bench") == "quality" and "seed" in old):
-                raise ValueError("not a quality-bench line")
-        except (OSError, ValueError) as exc:
-            raise SystemExit(f"{run_dir}: no readable quality.json of an earlier bench run "
-                             f"({exc}) and no checkpoint; --rescore takes a folder written by "
-                             f"--out or by `neurovae train`") from None
-        model, _ = checkpoint.load_model(run_dir)
+    kept = (run_dir / "quality.json").exists() or not (run_dir / checkpoint.FILENAME).exists()
+    old = _bench_line(run_dir) if kept else None
+    model, state = checkpoint.load_model(run_dir)
+    if kept:
         net = export.load(run_dir / "model.net")
     else:
-        model, _ = checkpoint.load_model(run_dir)
-        if model.cfg.model not in ("fsvae", "esvae"):
-            raise SystemExit(f"{run_dir}: a {model.cfg.model} run; the bench measures the "
-                             f"spiking VAEs (fsvae, esvae)")
-        old = _train_run_fields(run_dir, model.cfg)
-        net = deploy.from_model(model, seed=old["seed"])
-        old["hardware_steps"] = net.n_steps
+        _require_spiking(model.cfg.model, f"{run_dir}: a {model.cfg.model} run")
+        net = deploy.from_model(model, seed=model.cfg.seed)
+        old = _train_run_fields(state.get("metrics", []), model.cfg, net.n_steps)
     cfg = model.cfg
     t0 = time.perf_counter()
     aux = prepare(cfg, n_fid, Path(cache), aux_overrides, progress)
@@ -313,7 +315,7 @@ def rescore(run_dir, n_test: int = 1000, n_samples: int = 256, n_fid: int = 256,
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", choices=("fsvae", "esvae"), help="model to train (required "
+    ap.add_argument("--model", choices=SPIKING, help="model to train (required "
                     "unless --rescore)")
     ap.add_argument("--rescore", default=None, metavar="RUN",
                     help="measure a trained model without training: a folder kept by an "
