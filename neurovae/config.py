@@ -128,6 +128,9 @@ PRESETS: dict[str, dict] = {
                         batch_size=64, lr=3e-3, train_subset=8960, ann_latent=32,
                         v_decay=1024),
 }
+# The same small network on Fashion-MNIST (28x28 grey images, as MNIST).
+PRESETS["fashion-mnist-small"] = dict(PRESETS["mnist-small"], dataset="fashion-mnist")
+SMALL_PRESETS = ("mnist-small", "fashion-mnist-small")
 for _ds, _ch in (("mnist", 1), ("fashion-mnist", 1), ("cifar10", 3), ("celeba", 3)):
     PRESETS[_ds] = dict(_PAPER, dataset=_ds, channels=_ch,
                         image_size=64 if _ds == "celeba" else 32,
@@ -181,15 +184,15 @@ def make_config(preset: str, model: str, overrides: list[str] = ()) -> Config:
     if preset not in PRESETS:
         raise ConfigError(f"unknown config '{preset}'; presets: {', '.join(PRESETS)}")
     values = dict(PRESETS[preset], model=model)
-    if model == "fsvae" and preset != "mnist-small":
+    if model == "fsvae" and preset not in SMALL_PRESETS:
         values["micro_batch"] = FSVAE_PAPER_MICRO_BATCH
-    if model == "fsvae" and preset == "mnist-small":
+    if model == "fsvae" and preset in SMALL_PRESETS:
         values.update(FSVAE_SMALL)
     if model == "classifier":
         values.update(CLASSIFIER_RECIPE)
     if model == "esvae":
         values["mmd_weight"] = 0.001
-        if preset != "mnist-small":
+        if preset not in SMALL_PRESETS:
             values.update(_ESVAE_PAPER)
             if values["channels"] == 1:
                 values["latent"] = 32

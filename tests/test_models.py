@@ -83,6 +83,21 @@ def test_clock_limits_are_config_errors(tiny_cfg):
         tiny_cfg("esvae", "T=33")
 
 
+def test_fashion_mnist_small_is_the_small_network_on_fashion_mnist():
+    """The small preset on Fashion-MNIST keeps every setting of the MNIST one, the small
+    FSVAE's tuned ones included (no paper micro-batch), and AE-FD's hint names it."""
+    from neurovae.metrics.aefd import train_hint
+    for kind in ("fsvae", "esvae", "ann-ae"):
+        small, fashion = make_config("mnist-small", kind), make_config("fashion-mnist-small", kind)
+        assert fashion.dataset == "fashion-mnist"
+        assert {**vars(small), "dataset": "fashion-mnist"} == vars(fashion)
+    assert make_config("fashion-mnist-small", "fsvae").micro_batch == 0
+    assert make_config("fashion-mnist", "fsvae").micro_batch > 0
+    assert "--config fashion-mnist-small" in train_hint("fashion-mnist", 28)
+    assert "--config fashion-mnist " in train_hint("fashion-mnist", 32) + " "
+    assert train_hint() == "neurovae train --model ann-ae --config mnist-small --out runs/ann-ae"
+
+
 def test_fsvae_loop_latency_is_four_and_z_is_silent_after_T(tiny_cfg):
     """L1 hears z fed back LOOP_LATENCY = 4 steps later, and the encoder within the step;
     z spikes only at the T latent steps."""

@@ -14,8 +14,9 @@ TERMS = ("loss", "mse", "mmd", "kld", "test_mse", "accuracy")
 @click.option("--model", type=click.Choice(MODELS), default="fsvae", show_default=True,
               help="fsvae / esvae (spiking) or the ANN baselines.")
 @click.option("--config", "preset", type=click.Choice(sorted(PRESETS)), default="mnist-small",
-              show_default=True, help="Named preset: paper settings per dataset, or the "
-                                      "small CPU preset mnist-small.")
+              show_default=True, help="Named preset: paper settings per dataset (32x32), or "
+                                      "the small 28x28 CPU presets mnist-small and "
+                                      "fashion-mnist-small.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run folder (default runs/<model>-<config>).")
 @click.option("--epochs", type=int, callback=opt.positive, help="Override the preset's epochs.")

@@ -14,8 +14,10 @@ from .frechet import MetricError, frechet_distance, stats
 
 def train_hint(dataset: str | None = None, image_size: int | None = None) -> str:
     """The command that trains an autoencoder fitting ``dataset`` at ``image_size`` (small MNIST preset by default)."""
-    if dataset in (None, "mnist") and image_size in (None, PRESETS["mnist-small"]["image_size"]):
-        return "neurovae train --model ann-ae --config mnist-small --out runs/ann-ae"
+    small = f"{dataset or 'mnist'}-small"
+    if small in PRESETS and image_size in (None, PRESETS[small]["image_size"]):
+        suffix = "" if small == "mnist-small" else f"-{dataset}"
+        return f"neurovae train --model ann-ae --config {small} --out runs/ann-ae{suffix}"
     preset = dataset if dataset in PRESETS else "mnist"
     size = "" if image_size in (None, PRESETS[preset]["image_size"]) else f" --set image_size={image_size}"
     return f"neurovae train --model ann-ae --config {preset}{size} --out runs/ann-ae-{preset}"
