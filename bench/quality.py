@@ -258,9 +258,13 @@ def bench(model_kind: str, preset: str = "mnist-small", overrides=(), steps: int
 
 def _train_run_fields(metrics: list, cfg, hardware_steps: int) -> dict:
     """TRAINING_FIELDS of a folder that `neurovae train` wrote (no bench line): what its
-    checkpoint's config and per-epoch metrics say of how it was trained."""
+    checkpoint's config and per-epoch metrics say of how it was trained (config and
+    overrides: the preset and `--set`s that rebuild its config)."""
     last = metrics[-1] if metrics else {}
-    return {"bench": "quality", "model": cfg.model, "config": None, "overrides": None,
+    from neurovae.config import preset_and_overrides
+    preset, overrides = preset_and_overrides(cfg)
+    overrides = [o for o in overrides if not o.startswith("seed=")]   # a field of its own
+    return {"bench": "quality", "model": cfg.model, "config": preset, "overrides": overrides,
             "seed": cfg.seed, "steps": sum(int(e.get("batches", 0)) for e in metrics),
             "steps_requested": None, "epochs": len(metrics), "batch_size": cfg.batch_size,
             "hardware_steps": hardware_steps, "backend": BACKEND,

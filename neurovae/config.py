@@ -211,3 +211,26 @@ def make_config(preset: str, model: str, overrides: list[str] = ()) -> Config:
         except ValueError as exc:
             raise ConfigError(f"bad value for {key}: {text} ({exc})") from None
     return cfg.validate()
+
+
+def _format_value(value) -> str:
+    """`value` as an override's text that _parse_value reads back."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+def preset_and_overrides(cfg: Config) -> tuple[str, list[str]]:
+    """The preset and `key=value` overrides that rebuild a trained config (the preset it
+    differs from in the fewest fields): how a run folder was made, from its checkpoint."""
+    best = None
+    for name in PRESETS:
+        base = make_config(name, cfg.model)
+        diff = [f"{f.name}={_format_value(getattr(cfg, f.name))}"
+                for f in dataclasses.fields(Config)
+                if getattr(cfg, f.name) != getattr(base, f.name)]
+        if best is None or len(diff) < len(best[1]):
+            best = (name, diff)
+    return best

@@ -98,6 +98,20 @@ def test_fashion_mnist_small_is_the_small_network_on_fashion_mnist():
     assert train_hint() == "neurovae train --model ann-ae --config mnist-small --out runs/ann-ae"
 
 
+def test_preset_and_overrides_rebuild_a_config():
+    """A trained config is described as the nearest preset and the overrides that rebuild it."""
+    from neurovae.config import preset_and_overrides
+    for preset, kind, overrides in (
+            ("mnist-small", "fsvae", ["train_subset=60000", "lr_schedule=cosine"]),
+            ("fashion-mnist-small", "esvae", []),
+            ("mnist", "fsvae", ["latent=64", "weight_norm=true", "dec_channels=64,32,16,8,8"]),
+            ("mnist-small", "ann-vae", ["tau_grad=0.01", "data_dir=/data"])):
+        cfg = make_config(preset, kind, overrides)
+        name, found = preset_and_overrides(cfg)
+        assert name == preset and make_config(name, kind, found) == cfg
+        assert len(found) == len(overrides)
+
+
 def test_fsvae_loop_latency_is_four_and_z_is_silent_after_T(tiny_cfg):
     """L1 hears z fed back LOOP_LATENCY = 4 steps later, and the encoder within the step;
     z spikes only at the T latent steps."""

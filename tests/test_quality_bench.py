@@ -115,6 +115,13 @@ def test_quality_bench_fields_and_determinism(tmp_path, capsys):
     assert (measured["steps"], measured["epochs"], measured["hardware_steps"]) == \
         (first["steps"], first["epochs"], first["hardware_steps"])
     assert not (train_run / "model.net").exists()        # measured, nothing written
+    # its config and overrides are the preset and --sets that rebuild its checkpoint's config
+    from neurovae.checkpoint import load_model
+    from neurovae.config import make_config
+    assert measured["config"] == "mnist-small" and "latent=8" in measured["overrides"]
+    rebuilt = make_config(measured["config"], "fsvae",
+                          measured["overrides"] + [f"seed={measured['seed']}"])
+    assert rebuilt == load_model(train_run)[1]["config"]
     # options that only training reads are refused, not silently ignored
     with pytest.raises(SystemExit) as exc:
         mod.main(["--rescore", str(tmp_path / "run"), "--set", "lr=0.1", "--steps", "9"])
