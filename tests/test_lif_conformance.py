@@ -83,6 +83,10 @@ def test_emulator_kernels(i):
     want_late, _, _ = _rule(p, bias, padded)
     got, _ = emulator.lif_series(series, layer, len(a))
     assert np.array_equal(got.full(len(a)).numpy(), want_late)
+    # the kernel's per-step spike counts, which tell the next synapse its steps and work
+    assert got.fired is not None
+    assert np.array_equal(got.fired.numpy(),
+                          want_late[got.start:].reshape(len(a) - got.start, -1).sum(1))
 
 
 @pytest.mark.parametrize("i", range(CASES))

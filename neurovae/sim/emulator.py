@@ -38,6 +38,12 @@ EVENT_DENSITY = 0.35
 # Below this many synapse visits (rows x synapses, ~0.5 ms of dense product), a dense
 # product too: the event path's two parallel kernel launches would cost more than it saves.
 EVENT_MIN_WORK = 50_000_000
+# Images per chunk: as many as keep the widest layer's synaptic input and spike train (8
+# bytes per neuron and step together) within CHUNK_MEMORY, from 16 to 256. Larger chunks
+# run faster (fewer kernel launches and passes per image: at the MNIST paper config 64 ->
+# ~200 images gave +15-20%), at about 7 MB of memory per image there.
+CHUNK_MEMORY = 1 << 30
+CHUNK_RANGE = (16, 256)
 
 
 @dataclass
@@ -47,6 +53,7 @@ class Series:
 
     start: int
     data: torch.Tensor           # (steps, N, ...) in the layer's shape
+    fired: torch.Tensor | None = None   # spikes: the count at each of data's steps, if known
 
     def full(self, S: int) -> torch.Tensor:
         """(S, N, neurons) in (C, H, W) order, zeros filled in before start and after."""
@@ -77,21 +84,24 @@ class Connection:
     def is_conv(self) -> bool:
         return self.w.dim() == 4
 
-    def __call__(self, s: torch.Tensor, buffer=None, events: bool | None = None) -> torch.Tensor:
+    def __call__(self, s: torch.Tensor, buffer=None, events: bool | None = None,
+                 active: int | None = None) -> torch.Tensor:
         """Integer synaptic input for spikes s (M, ...) -> (M, n_out), or (M, C, H, W) for a
         convolution, in channels-last memory (faster here; the layout never changes values).
 
         buffer(numel, dtype): flat memory for an event-driven result (see `lif_run`); the
         result then lives there until the next call. events: force (True) or forbid
         (False) the event-driven path; by default it runs below EVENT_DENSITY, on at least
-        EVENT_MIN_WORK synapse visits.
+        EVENT_MIN_WORK synapse visits. active: how many of s are 1, where the caller knows.
         """
         m, layer = s.shape[0], self.layer
         if events is None:
             events = None if m * self.synapses >= EVENT_MIN_WORK else False
         if events is not False:
             ev, rows = self._event_rows(s)
-            if events or ev.any_density or count_active(rows) <= EVENT_DENSITY * rows.size:
+            if active is None and not (events or ev.any_density):
+                active = count_active(rows)
+            if events or ev.any_density or active <= EVENT_DENSITY * rows.size:
                 numel = m * layer.n_out
                 out = (torch.empty(numel, dtype=self.dtype) if buffer is None else
                        buffer(numel, self.dtype)[:numel]).view(m, -1)
@@ -127,9 +137,9 @@ class Connection:
         # loop's few spikes come in uint8); numpy's cast: torch's starts a thread team
         return ev, rows.astype(self.w.numpy().dtype, copy=False)
 
-    def over_steps(self, s: torch.Tensor, buffer=None) -> torch.Tensor:
+    def over_steps(self, s: torch.Tensor, buffer=None, active: int | None = None) -> torch.Tensor:
         """Synaptic input for a spike train s (steps, N, ...) -> (steps, N, ...out)."""
-        r = self(s.reshape(s.shape[0] * s.shape[1], *s.shape[2:]), buffer)
+        r = self(s.reshape(s.shape[0] * s.shape[1], *s.shape[2:]), buffer, active=active)
         return r.view(s.shape[0], s.shape[1], *r.shape[1:])
 
 
@@ -138,14 +148,21 @@ def synaptic_input(conn: Connection, spikes: Series, S: int, buffer=None) -> Ser
     Only the steps from the first spike to the last are convolved: the others carry none
     (the decoder's last LOOP_LATENCY steps, where z is silent). buffer: see `Connection`."""
     d = spikes.data[:S - spikes.start]
-    # the first and last steps with a spike, found step by step: usually among the first
-    # and last few, so this reads little of the train (and copies none of it)
-    lead = next((t for t in range(len(d)) if _any(d[t])), len(d))
+    active = None
+    if spikes.fired is not None:            # the LIF kernel counted them
+        steps = torch.nonzero(spikes.fired[:len(d)]).flatten().tolist()
+        lead, end = (steps[0], steps[-1] + 1) if steps else (len(d), len(d))
+        active = int(spikes.fired[lead:end].sum())
+    else:
+        # the first and last steps with a spike, found step by step: usually among the
+        # first and last few, so this reads little of the train (and copies none of it)
+        lead = next((t for t in range(len(d)) if _any(d[t])), len(d))
+        end = len(d) if lead == len(d) else next(t for t in range(len(d), lead, -1)
+                                                   if _any(d[t - 1]))
     if lead == len(d):                      # nothing arrives in the window
         shape = conn.layer.out_shape if conn.is_conv else (conn.layer.n_out,)
         return Series(S, torch.zeros(0, d.shape[1], *shape, dtype=conn.dtype))
-    end = next(t for t in range(len(d), lead, -1) if _any(d[t - 1]))
-    return Series(spikes.start + lead, conn.over_steps(d[lead:end], buffer))
+    return Series(spikes.start + lead, conn.over_steps(d[lead:end], buffer, active))
 
 
 def _any(x: torch.Tensor) -> bool:
@@ -178,15 +195,17 @@ def lif_series(a: Series, layer: Layer, S: int, dtype: torch.dtype = torch.uint8
             return _lif_stepped(a, layer, S, dtype)
     if len(x) == 0:
         return Series(S, torch.empty_like(x, dtype=dtype)), v.expand(n, *shape)
-    spikes, v, _ = lif_block(x, layer, v, None, bias, dtype, buffer, steps)
-    return Series(a.start, spikes), v
+    fired = torch.zeros(steps, dtype=torch.int64)
+    spikes, v, _ = lif_block(x, layer, v, None, bias, dtype, buffer, steps, fired)
+    return Series(a.start, spikes, fired), v
 
 
 def lif_block(x: torch.Tensor, layer: Layer, v0: torch.Tensor, u0, bias=None,
-              dtype: torch.dtype = torch.uint8, buffer=None, steps: int | None = None):
+              dtype: torch.dtype = torch.uint8, buffer=None, steps: int | None = None,
+              fired: torch.Tensor | None = None):
     """LIF steps over inputs x (steps, N, ...) from state (v0, u0; u0 None = zero current);
     bias: the layer's `_bias`, when the caller already holds it; steps: how many to run
-    (default len(x)), those after x's last without input.
+    (default len(x)), those after x's last without input; fired: see `lif_run`.
 
     Neurons whose current is the step's input alone (all of neurovae's) run in the fused
     kernel; others step with `lif_step`. Returns (spikes of `dtype`, v, u) and raises
@@ -198,10 +217,13 @@ def lif_block(x: torch.Tensor, layer: Layer, v0: torch.Tensor, u0, bias=None,
         if p.i_decay != DECAY_UNITY or x.stride(0) == 0:    # rare: pad the input
             x = torch.cat([x, torch.zeros(steps - len(x), *x.shape[1:], dtype=x.dtype)])
     if p.i_decay != DECAY_UNITY:
-        return _lif_with_current(x, layer, v0, u0, bias, dtype)
+        spikes, v, u = _lif_with_current(x, layer, v0, u0, bias, dtype)
+        if fired is not None:
+            fired.copy_(spikes.reshape(len(spikes), -1).sum(1))
+        return spikes, v, u
     fv = (DECAY_UNITY - p.v_decay) / DECAY_UNITY
     spikes, v, over = lif_run(x, bias * (1 << BIAS_EXP), v0, 1 << ACT_SHIFT, fv,
-                              float(p.threshold_hw), UV_LIMIT - 1, dtype, buffer, steps)
+                              float(p.threshold_hw), UV_LIMIT - 1, dtype, buffer, steps, fired)
     if over:
         raise StateOverflow(f"a neuron state in layer {layer.name} reached Loihi's 24-bit "
                             f"limit ({UV_LIMIT - 1})")
@@ -240,7 +262,7 @@ def _record(rec: dict | None, key: str, s: Series):
     """Keep a layer's spikes for the records, as uint8 (a copy: the train may live in a
     buffer that the next chunk overwrites)."""
     if rec is not None:
-        rec[key] = Series(s.start, s.data.to(torch.uint8, copy=True))
+        rec[key] = Series(s.start, s.data.to(torch.uint8, copy=True), s.fired)
 
 
 def run_stack(layers: list, conns: list, first: Series, rec: dict | None, stage: str, S: int,
@@ -259,11 +281,19 @@ def run_stack(layers: list, conns: list, first: Series, rec: dict | None, stage:
     return s
 
 
-class Emulator:
-    """Reconstruct or generate with a DeployNet, batched over images and steps."""
+def auto_chunk(net: DeployNet) -> int:
+    """Images per chunk for `net` (see CHUNK_MEMORY)."""
+    widest = max(l.n_out for l in [*net.encoder, *net.decoder, net.readout])
+    lo, hi = CHUNK_RANGE
+    return max(lo, min(hi, CHUNK_MEMORY // (8 * net.n_steps * widest)))
 
-    def __init__(self, net: DeployNet, chunk: int = 64):
-        self.net, self.chunk = net, chunk
+
+class Emulator:
+    """Reconstruct or generate with a DeployNet, batched over images and steps; `chunk`
+    images at a time (default `auto_chunk`)."""
+
+    def __init__(self, net: DeployNet, chunk: int | None = None):
+        self.net, self.chunk = net, chunk or auto_chunk(net)
         self.enc = [Connection(l) for l in net.encoder]
         self.dec = [Connection(l) for l in net.decoder]
         self.readout = Connection(net.readout)
