@@ -5,7 +5,8 @@ spikes within the same local step of the next population's window, so a layer's 
 input for all steps is one batched pass over its source's whole spike train (event-driven
 where spikes are sparse, `event_synapse`, else a dense convolution); only the LIF
 recurrence runs step by step, in a fused kernel (`lif_kernel`) that is exact on these
-integers. Leading steps without input are not convolved, and the neuron state over them
+integers and counts each step's spikes as it fires them. Steps before a train's first
+spike and after its last are not convolved, and the neuron state over the leading ones
 (driven by bias alone, from step 0) is computed once for all images. The FSVAE loop is
 recurrent, but its feedback z -> L1 arrives LOOP_LATENCY steps later, so it runs in blocks
 of LOOP_LATENCY steps: L1's input over a block needs only z of the blocks before. Results
