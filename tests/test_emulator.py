@@ -205,7 +205,7 @@ def test_results_do_not_depend_on_the_chunking(kind):
     assert torch.equal(d[4:], e)
 
 
-def test_chunks_hold_the_widest_layer_within_the_memory_budget():
+def test_chunks_hold_the_widest_layer_within_the_memory_budget(monkeypatch):
     """The default chunk: as many images as keep the widest layer's input and spikes (8
     bytes per neuron and step) within CHUNK_MEMORY, from 16 to 256; a small net gets 256."""
     net = _net("fsvae")
@@ -214,12 +214,8 @@ def test_chunks_hold_the_widest_layer_within_the_memory_budget():
     widest = max(l.n_out for l in [*net.encoder, *net.decoder, net.readout])
     per_image = 8 * net.n_steps * widest
     for budget, want in ((per_image * 100, 100), (per_image * 3, 16), (per_image * 10**4, 256)):
-        old = emulator.CHUNK_MEMORY
-        try:
-            emulator.CHUNK_MEMORY = budget
-            assert emulator.auto_chunk(net) == want
-        finally:
-            emulator.CHUNK_MEMORY = old
+        monkeypatch.setattr(emulator, "CHUNK_MEMORY", budget)
+        assert emulator.auto_chunk(net) == want
 
 
 def _silence(net, kind, mode):
