@@ -1,0 +1,125 @@
+"""Proxy learning: the exact spiking forward, the backward of a rate network sharing its weights.
+
+`backward=proxy` trains a spiking layer stack this way (Kheradpisheh et al., 2022): the
+spiking network runs forward exactly as deployed, without autograd, and every layer's
+output is its measured spike rate over its window. The gradient reaches each layer through
+a rate model of the same layer instead: p = f(W r_in), with W the layer's 8-bit weights,
+r_in the previous layer's measured rate and f the CUBA LIF's rate as a function of its
+mean input current (one curve for the input layer's constant drive, one for spikes). No gradient runs through time, so a step is cheaper and its
+gradient smoother than the surrogate's; the loss, the weights and every spike stay the
+deployed ones, so the quantization cost stays 0.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..hw.neuron import DECAY_UNITY, NeuronParams
+from ..neuron import quantize_bias
+from .. import li_dynamics, spiking_block
+
+
+class _Exact(torch.autograd.Function):
+    """Forward: `exact`, bit for bit; backward: the gradient goes to `proxy` (same shape)."""
+
+    @staticmethod
+    def forward(ctx, exact, proxy):
+        return exact.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, grad
+
+
+def exact_with_proxy_grad(exact: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:
+    """`exact` in the forward, differentiated as `proxy`."""
+    return _Exact.apply(exact.detach(), proxy)
+
+
+def _steady(current: torch.Tensor, p: NeuronParams) -> torch.Tensor:
+    return current * (DECAY_UNITY / max(p.i_decay, 1))
+
+
+def constant_drive_rate(current: torch.Tensor, p: NeuronParams) -> torch.Tensor:
+    """Spike rate of the CUBA LIF under a constant input `current` per step (float units),
+    as the input layer gets it: 0 below the current that never reaches the threshold, 1 at
+    and above the threshold, linear between (the hard-reset staircase 1/n, straightened)."""
+    keep_v = 1.0 - p.v_decay / DECAY_UNITY
+    low = p.threshold * (1.0 - keep_v)
+    return ((_steady(current, p) - low) / (p.threshold - low)).clamp(0.0, 1.0)
+
+
+def spike_drive_rate(current: torch.Tensor, p: NeuronParams) -> torch.Tensor:
+    """Spike rate of the CUBA LIF fed by spikes whose mean input per step is `current`:
+    1 - exp(-current / threshold). The input's fluctuations make the neuron fire below the
+    constant-drive curve's floor and saturate far more slowly; this curve follows the
+    measured rates of a trained ESVAE's spike-driven layers (tests/test_proxy_learning.py)."""
+    return 1.0 - torch.exp(-_steady(current, p).clamp_min(0.0) / p.threshold)
+
+
+def _synapse(block, r: torch.Tensor) -> torch.Tensor:
+    """The block's synapse on rates: (N, C, H, W) or flat (N, C), its 8-bit weights."""
+    from .spiking import qweight
+    syn = block.synapse
+    w = qweight(block)
+    if r.dim() == 2:
+        return F.linear(r, w.flatten(1))
+    if isinstance(syn, torch.nn.ConvTranspose3d):
+        return F.conv_transpose2d(r, w[..., 0], stride=syn.stride[:2], padding=syn.padding[:2])
+    return F.conv2d(r, w[..., 0], stride=syn.stride[:2], padding=syn.padding[:2])
+
+
+def _layer(spikes: torch.Tensor, current: torch.Tensor, p: NeuronParams,
+           rate=spike_drive_rate, over_time=None) -> torch.Tensor:
+    """A layer's measured rate (forward) with its rate model's gradient (backward); the
+    rate is the spikes' mean over time, or their average weighted by `over_time` (sum 1)."""
+    measured = spikes.mean(-1) if over_time is None else spikes @ over_time
+    return exact_with_proxy_grad(measured, rate(current, p))
+
+
+def encoder(enc, x01: torch.Tensor, steps: int, p: NeuronParams):
+    """Encoder spikes (N, out, steps), exactly `enc(x01, steps)`, and their rate (N, out)
+    with the proxy's gradient to every weight."""
+    from .spiking import input_drive, qweight
+    drive = input_drive(qweight(enc.input), x01)
+    with torch.no_grad():
+        s = enc.input.neuron(drive.detach().unsqueeze(-1).expand(*drive.shape, steps)
+                             .contiguous())
+    r = _layer(s, drive, p, constant_drive_rate)
+    for block in list(enc.convs) + [enc.dense]:
+        if block is enc.dense:
+            s, r = s.flatten(1, 3), r.flatten(1)
+        with torch.no_grad():
+            s = spiking_block.block(block, s)
+        r = _layer(s, _synapse(block, r), p)
+    return s, r
+
+
+def decoder(dec, z: torch.Tensor, silent: int, p: NeuronParams) -> torch.Tensor:
+    """Image in [-1, 1], exactly `dec(z, silent)`, differentiated through the rate model.
+
+    The readout weighs step t's drive by keep**(S-1-t), so every decoder layer's rate is its
+    spikes' average under those weights (the layers are delay-free: step t's spikes drive
+    step t): the readout's voltage is then linear in the last layer's rate. z carries the
+    gradient of its rate, as ESVAE's sampler gives it."""
+    steps = z.shape[-1]
+    ro = dec.readout
+    keep = 1.0 - float(ro.decay) / (1 << li_dynamics.DECAY_BITS)
+    share = keep ** torch.arange(steps - 1, -1, -1, dtype=torch.float64)   # step t's share of v
+    active, total = float(share[silent:].sum()), float(share.sum())
+    over_time = (share[silent:] / active).to(z.dtype)
+    x = z[..., silent:]
+    r = x @ over_time
+    s = x.detach()
+    for i, block in enumerate([dec.dense] + list(dec.ups)):
+        with torch.no_grad():
+            s = spiking_block.block(block, s)
+        r = _layer(s, _synapse(block, r), p, over_time=over_time)
+        if i == 0:
+            shape = (len(s), dec.ch0, dec.side, dec.side)
+            s, r = s.reshape(*shape, s.shape[-1]), r.reshape(shape)
+    bias = quantize_bias(ro.bias)
+    with torch.no_grad():
+        v = spiking_block.readout(dec.final.synapse, s, bias, ro.decay, steps)
+    v_rate = _synapse(dec.final, r) * active + bias.view(1, -1, 1, 1) * total
+    return torch.tanh(exact_with_proxy_grad(v, v_rate))
