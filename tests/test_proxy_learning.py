@@ -72,10 +72,17 @@ def _binned_error(current, measured, curve, p):
     return float(np.mean(errs))
 
 
-def test_the_rate_curves_follow_the_neurons_measured_rates():
-    """On real digits, each layer's measured rate against its mean input current: the
-    constant-drive curve fits the input layer, the spike-drive curve the layers fed by
-    spikes, each better than the other curve would."""
+def _constant_drive_rate(current, p):
+    """The hard-reset LIF's rate under a constant current, straightened: the curve the
+    spike-driven layers do not follow (0 below threshold x (1 - keep), 1 at threshold)."""
+    low = p.threshold * p.v_decay / 4096
+    return ((current - low) / (p.threshold - low)).clamp(0.0, 1.0)
+
+
+def test_the_rate_curve_follows_the_measured_rates_of_spike_driven_layers():
+    """On real digits, each spike-driven layer's measured rate against its mean input
+    current: `lif_rate` is within 0.08 per current bin on average, closer than the
+    constant-drive curve, which ignores the input's fluctuations."""
     cfg = make_config("mnist-small", "esvae")
     torch.manual_seed(0)
     enc = build_model(cfg).encoder
@@ -83,10 +90,6 @@ def test_the_rate_curves_follow_the_neurons_measured_rates():
     with torch.no_grad():
         drive = input_drive(qweight(enc.input), to_input(_batch(64)))
         s = enc.input.neuron(drive.unsqueeze(-1).expand(*drive.shape, steps).contiguous())
-        fit = proxy_learning.constant_drive_rate
-        other = proxy_learning.spike_drive_rate
-        assert _binned_error(drive, s.mean(-1), fit, p) < 0.08
-        assert _binned_error(drive, s.mean(-1), fit, p) < _binned_error(drive, s.mean(-1), other, p)
         r = s.mean(-1)
         for block in list(enc.convs) + [enc.dense]:
             if block is enc.dense:
@@ -94,6 +97,6 @@ def test_the_rate_curves_follow_the_neurons_measured_rates():
             current = proxy_learning._synapse(block, r)
             s = spiking_block.block(block, s)
             r = s.mean(-1)
-            fit, other = proxy_learning.spike_drive_rate, proxy_learning.constant_drive_rate
-            assert _binned_error(current, r, fit, p) < 0.08
-            assert _binned_error(current, r, fit, p) < _binned_error(current, r, other, p)
+            fit = _binned_error(current, r, proxy_learning.lif_rate, p)
+            assert fit < 0.08
+            assert fit < _binned_error(current, r, _constant_drive_rate, p)

@@ -51,12 +51,10 @@ class ESVAE(torch.nn.Module):
         return torch.nn.functional.pad(
             z, (self.sample_start, self.n_steps - self.sample_start - self.cfg.T))
 
-    def window_spikes(self, window: torch.Tensor, seed: int, images: torch.Tensor,
-                      rate: torch.Tensor | None = None):
+    def window_spikes(self, window: torch.Tensor, seed: int, images: torch.Tensor):
         """Posterior spikes (N, C, S): at sampling step s the window's spike at step
-        m(s) (`sampling.window_pick`); the gradient flows straight to the window's rate
-        (`rate`, (N, C), when given: equal to the window's mean, with its own gradient)."""
-        rate = window.mean(-1, keepdim=True) if rate is None else rate.unsqueeze(-1)
+        m(s) (`sampling.window_pick`); the gradient flows straight to the window's rate."""
+        rate = window.mean(-1, keepdim=True)
         m = self._draws(seed, images, window.device)
         hard = window.detach().gather(2, m)
         # (rate - rate.detach()) is exactly 0 forward, so z stays exactly 0/1 for any T
@@ -101,17 +99,13 @@ class ESVAE(torch.nn.Module):
 
     def forward(self, x_bytes, seed: int, images=None, **_):
         images = _images(x_bytes, images)
+        window = self.posterior_window(x_bytes)
+        r_q = window.mean(-1)
+        z = self.window_spikes(window, seed, images)
         if self.cfg.backward == "proxy":
-            # the same spikes and images, differentiated through the rate network
-            p = self.cfg.neuron
-            e, r_q = proxy_learning.encoder(self.encoder, to_input(x_bytes), self.sample_start, p)
-            window = e[..., self.window_start:self.sample_start]
-            z = self.window_spikes(window, seed, images, rate=r_q)
-            recon = proxy_learning.decoder(self.decoder, z, self.sample_start, p)
+            # the same image, differentiated through the decoder's rate network
+            recon = proxy_learning.decoder(self.decoder, z, self.sample_start, self.cfg.neuron)
         else:
-            window = self.posterior_window(x_bytes)
-            r_q = window.mean(-1)
-            z = self.window_spikes(window, seed, images)
             recon = self.decoder(z, silent=self.sample_start)
         r_p = self.prior_rate(seed, images)
         rec, mse = recon_terms(recon, x_bytes, self.cfg.recon_loss)

@@ -36,25 +36,13 @@ def exact_with_proxy_grad(exact: torch.Tensor, proxy: torch.Tensor) -> torch.Ten
     return _Exact.apply(exact.detach(), proxy)
 
 
-def _steady(current: torch.Tensor, p: NeuronParams) -> torch.Tensor:
-    return current * (DECAY_UNITY / max(p.i_decay, 1))
-
-
-def constant_drive_rate(current: torch.Tensor, p: NeuronParams) -> torch.Tensor:
-    """Spike rate of the CUBA LIF under a constant input `current` per step (float units),
-    as the input layer gets it: 0 below the current that never reaches the threshold, 1 at
-    and above the threshold, linear between (the hard-reset staircase 1/n, straightened)."""
-    keep_v = 1.0 - p.v_decay / DECAY_UNITY
-    low = p.threshold * (1.0 - keep_v)
-    return ((_steady(current, p) - low) / (p.threshold - low)).clamp(0.0, 1.0)
-
-
-def spike_drive_rate(current: torch.Tensor, p: NeuronParams) -> torch.Tensor:
-    """Spike rate of the CUBA LIF fed by spikes whose mean input per step is `current`:
-    1 - exp(-current / threshold). The input's fluctuations make the neuron fire below the
-    constant-drive curve's floor and saturate far more slowly; this curve follows the
-    measured rates of a trained ESVAE's spike-driven layers (tests/test_proxy_learning.py)."""
-    return 1.0 - torch.exp(-_steady(current, p).clamp_min(0.0) / p.threshold)
+def lif_rate(current: torch.Tensor, p: NeuronParams) -> torch.Tensor:
+    """Spike rate of the CUBA LIF fed by spikes whose mean input per step is `current`
+    (float units): 1 - exp(-I / threshold), I the current's steady state. The input's
+    fluctuations make the neuron fire well below the threshold and saturate slowly; this
+    curve follows the measured rates of spike-driven layers (tests/test_proxy_learning.py)."""
+    steady = current * (DECAY_UNITY / max(p.i_decay, 1))
+    return 1.0 - torch.exp(-steady.clamp_min(0.0) / p.threshold)
 
 
 def _synapse(block, r: torch.Tensor) -> torch.Tensor:
@@ -70,29 +58,10 @@ def _synapse(block, r: torch.Tensor) -> torch.Tensor:
 
 
 def _layer(spikes: torch.Tensor, current: torch.Tensor, p: NeuronParams,
-           rate=spike_drive_rate, over_time=None) -> torch.Tensor:
-    """A layer's measured rate (forward) with its rate model's gradient (backward); the
-    rate is the spikes' mean over time, or their average weighted by `over_time` (sum 1)."""
-    measured = spikes.mean(-1) if over_time is None else spikes @ over_time
-    return exact_with_proxy_grad(measured, rate(current, p))
-
-
-def encoder(enc, x01: torch.Tensor, steps: int, p: NeuronParams):
-    """Encoder spikes (N, out, steps), exactly `enc(x01, steps)`, and their rate (N, out)
-    with the proxy's gradient to every weight."""
-    from .spiking import input_drive, qweight
-    drive = input_drive(qweight(enc.input), x01)
-    with torch.no_grad():
-        s = enc.input.neuron(drive.detach().unsqueeze(-1).expand(*drive.shape, steps)
-                             .contiguous())
-    r = _layer(s, drive, p, constant_drive_rate)
-    for block in list(enc.convs) + [enc.dense]:
-        if block is enc.dense:
-            s, r = s.flatten(1, 3), r.flatten(1)
-        with torch.no_grad():
-            s = spiking_block.block(block, s)
-        r = _layer(s, _synapse(block, r), p)
-    return s, r
+           over_time: torch.Tensor) -> torch.Tensor:
+    """A layer's measured rate, its spikes' average weighted by `over_time` (sum 1), in the
+    forward; the rate model's gradient in the backward."""
+    return exact_with_proxy_grad(spikes @ over_time, lif_rate(current, p))
 
 
 def decoder(dec, z: torch.Tensor, silent: int, p: NeuronParams) -> torch.Tensor:
