@@ -39,7 +39,7 @@ class Config:
     scale_grad: float = 12.0                # surrogate peak: scale_grad * 0.1 / 2 / width
     readout_v_decay: int = 819              # readout keeps 0.8 of its voltage per step
     recon_loss: str = "mse"                 # spiking VAEs' reconstruction term: mse (papers) | bce
-    backward: str = "surrogate"             # ESVAE's gradient: surrogate (BPTT, lava-dl's) | proxy (decoder through a rate network, models/proxy_learning.py)
+    backward: str = "surrogate"             # spiking VAEs' decoder gradient: surrogate (BPTT, lava-dl's) | proxy (decoder through a rate network, models/proxy_learning.py)
     mmd_weight: float = 1.0                 # FSVAE: 1 (paper); ESVAE: 0.001
     ss_p_start: float = 0.1                 # FSVAE scheduled sampling p, linear in epochs
     ss_p_end: float = 0.3
@@ -110,9 +110,9 @@ class Config:
         if self.backward not in BACKWARDS:
             raise ConfigError(f"backward must be one of {', '.join(BACKWARDS)}, got "
                               f"'{self.backward}'")
-        if self.backward == "proxy" and self.model != "esvae":
-            raise ConfigError(f"backward=proxy trains esvae only: {self.model} has no rate "
-                              f"model of its layers; use --set backward=surrogate")
+        if self.backward == "proxy" and self.model not in ("fsvae", "esvae"):
+            raise ConfigError(f"backward=proxy trains the spiking VAEs only (fsvae, esvae), "
+                              f"not {self.model}; use --set backward=surrogate")
         if self.warmup < 0:
             raise ConfigError(f"warmup must be 0 or a number of steps, got {self.warmup}")
         if self.micro_batch < 0:

@@ -15,31 +15,33 @@ def _batch(n=16):
     return data.load_images("mnist", "train", None, 28, 1).tensor(range(n))
 
 
-def _pair(tiny_cfg):
-    """The same ESVAE (same weights) under both backwards."""
+def _pair(tiny_cfg, kind="esvae"):
+    """The same spiking VAE (same weights) under both backwards."""
     torch.manual_seed(0)
-    surrogate = build_model(tiny_cfg("esvae", "T=8"))
-    proxy = build_model(tiny_cfg("esvae", "T=8", "backward=proxy"))
+    surrogate = build_model(tiny_cfg(kind, "T=8"))
+    proxy = build_model(tiny_cfg(kind, "T=8", "backward=proxy"))
     proxy.load_state_dict(surrogate.state_dict())
     return surrogate, proxy
 
 
-def test_the_proxy_forward_is_the_spiking_forward_bit_for_bit(tiny_cfg):
-    surrogate, proxy = _pair(tiny_cfg)
+@pytest.mark.parametrize("kind", ["fsvae", "esvae"])
+def test_the_proxy_forward_is_the_spiking_forward_bit_for_bit(tiny_cfg, kind):
+    surrogate, proxy = _pair(tiny_cfg, kind)
     x = _batch()
-    a, b = surrogate(x, seed=3), proxy(x, seed=3)
+    a, b = surrogate(x, seed=3, ss_p=0.2), proxy(x, seed=3, ss_p=0.2)
     for key in ("loss", "mse", "mmd", "recon", "z"):
         assert torch.equal(a[key], b[key]), key
     assert surrogate.reconstruct(x, seed=3).equal(proxy.reconstruct(x, seed=3))
 
 
-def test_the_proxy_gradient_reaches_every_weight_and_is_exact_at_the_readout(tiny_cfg):
-    surrogate, proxy = _pair(tiny_cfg)
+@pytest.mark.parametrize("kind", ["fsvae", "esvae"])
+def test_the_proxy_gradient_reaches_every_weight_and_is_exact_at_the_readout(tiny_cfg, kind):
+    surrogate, proxy = _pair(tiny_cfg, kind)
     x = _batch()
     grads = []
     for model in (surrogate, proxy):
         model.zero_grad()
-        model(x, seed=3)["loss"].backward()
+        model(x, seed=3, ss_p=0.2)["loss"].backward()
         grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
     for name, g in grads[1].items():
         if name.endswith("_decay"):          # lava-dl's neuron constants, not trained
@@ -55,9 +57,11 @@ def test_the_proxy_gradient_reaches_every_weight_and_is_exact_at_the_readout(tin
     assert 0.5 < cos < 0.9999
 
 
-def test_proxy_trains_esvae_only():
-    with pytest.raises(ConfigError, match="esvae only"):
-        make_config("mnist-small", "fsvae", ["backward=proxy"])
+def test_proxy_trains_the_spiking_vaes_only():
+    for kind in ("fsvae", "esvae"):
+        assert make_config("mnist-small", kind, ["backward=proxy"]).backward == "proxy"
+    with pytest.raises(ConfigError, match="spiking VAEs only"):
+        make_config("mnist-small", "ann-vae", ["backward=proxy"])
     with pytest.raises(ConfigError, match="backward must be"):
         make_config("mnist-small", "esvae", ["backward=rates"])
 

@@ -69,8 +69,8 @@ def decoder(dec, z: torch.Tensor, silent: int, p: NeuronParams) -> torch.Tensor:
 
     The readout weighs step t's drive by keep**(S-1-t), so every decoder layer's rate is its
     spikes' average under those weights (the layers are delay-free: step t's spikes drive
-    step t): the readout's voltage is then linear in the last layer's rate. z carries the
-    gradient of its rate, as ESVAE's sampler gives it."""
+    step t): the readout's voltage is then linear in the last layer's rate. z carries its
+    sampler's gradient at each step (ESVAE's window pick, FSVAE's candidate pick)."""
     steps = z.shape[-1]
     ro = dec.readout
     keep = 1.0 - float(ro.decay) / (1 << li_dynamics.DECAY_BITS)
