@@ -1,13 +1,14 @@
-"""Proxy learning: the exact spiking forward, the backward of a rate network sharing its weights.
+"""Proxy learning for the decoder: the exact spiking forward, the backward of a rate network.
 
-`backward=proxy` trains a spiking layer stack this way (Kheradpisheh et al., 2022): the
-spiking network runs forward exactly as deployed, without autograd, and every layer's
-output is its measured spike rate over its window. The gradient reaches each layer through
-a rate model of the same layer instead: p = f(W r_in), with W the layer's 8-bit weights,
-r_in the previous layer's measured rate and f the CUBA LIF's rate as a function of its
-mean input current (one curve for the input layer's constant drive, one for spikes). No gradient runs through time, so a step is cheaper and its
-gradient smoother than the surrogate's; the loss, the weights and every spike stay the
-deployed ones, so the quantization cost stays 0.
+With `backward=proxy` a spiking VAE's decoder is trained as in proxy learning (Kheradpisheh
+et al., 2022): it runs forward exactly as deployed, without autograd, and each layer's
+output is its measured spike rate. The gradient reaches each layer through a rate model of
+it instead: f(W r_in), with W the layer's 8-bit weights, r_in the previous layer's measured
+rate and f the LIF's rate curve (`lif_rate`). No gradient runs through time, so a step is
+cheaper and its gradient smoother than the surrogate's; the loss, the weights and every
+spike stay the deployed ones, so the quantization cost stays 0. The encoder (and FSVAE's
+loops) keep the surrogate gradient: on ESVAE's encoder a rate network trained worse
+(docs/quality.md).
 """
 from __future__ import annotations
 
