@@ -208,7 +208,7 @@ def make_config(preset: str, model: str, overrides: list[str] = ()) -> Config:
         values["mmd_weight"] = 0.001
         if preset in SMALL_PRESETS:
             values.update(ESVAE_SMALL)
-        if preset not in SMALL_PRESETS:
+        else:
             values.update(_ESVAE_PAPER)
             if values["channels"] == 1:
                 values["latent"] = 32

@@ -75,7 +75,8 @@ def decoder(dec, z: torch.Tensor, silent: int, p: NeuronParams) -> torch.Tensor:
     steps = z.shape[-1]
     ro = dec.readout
     keep = 1.0 - float(ro.decay) / (1 << li_dynamics.DECAY_BITS)
-    share = keep ** torch.arange(steps - 1, -1, -1, dtype=torch.float64)   # step t's share of v
+    # step t's share of the readout's voltage, made on z's device (a GPU stays on the GPU)
+    share = keep ** torch.arange(steps - 1, -1, -1, dtype=torch.float64, device=z.device)
     active, total = float(share[silent:].sum()), float(share.sum())
     over_time = (share[silent:] / active).to(z.dtype)
     x = z[..., silent:]
