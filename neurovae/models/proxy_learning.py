@@ -87,8 +87,7 @@ def decoder(dec, z: torch.Tensor, silent: int, p: NeuronParams) -> torch.Tensor:
             s = spiking_block.block(block, s)
         r = _layer(s, _synapse(block, r), p, over_time=over_time)
         if i == 0:
-            shape = (len(s), dec.ch0, dec.side, dec.side)
-            s, r = s.reshape(*shape, s.shape[-1]), r.reshape(shape)
+            s, r = dec.grid(s), dec.grid(r)
     bias = quantize_bias(ro.bias)
     with torch.no_grad():
         v = spiking_block.readout(dec.final.synapse, s, bias, ro.decay, steps)

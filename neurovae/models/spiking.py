@@ -147,11 +147,15 @@ class SpikingDecoder(torch.nn.Module):
         rest and emit nothing; the readout still integrates its bias over every step.
         """
         steps = z.shape[-1]
-        x = spiking_block.block(self.dense, z[..., silent:])
-        x = x.reshape(x.shape[0], self.ch0, self.side, self.side, x.shape[-1])
+        x = self.grid(spiking_block.block(self.dense, z[..., silent:]))
         for block in self.ups:
             x = spiking_block.block(block, x)
         return self.readout(self.final.synapse, x, steps)
+
+    def grid(self, x: torch.Tensor) -> torch.Tensor:
+        """The dense layer's output (N, ch0 * side * side, ...) as its feature map
+        (N, ch0, side, side, ...): what the first ConvT reads."""
+        return x.reshape(x.shape[0], self.ch0, self.side, self.side, *x.shape[2:])
 
 
 class Readout(torch.nn.Module):
