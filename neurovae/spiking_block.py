@@ -106,6 +106,16 @@ def _integrate(z: torch.Tensor, bias: torch.Tensor, decay: torch.Tensor, steps: 
     return v[..., -1]
 
 
+def readout_shares(decay: torch.Tensor, steps: int, device) -> torch.Tensor:
+    """Step t's share keep**(S-1-t) of the readout's voltage read after step S-1, (S,) on
+    `device`: lava-dl's reverse recursion in float32, as its integrator's gradient has it."""
+    keep = (1 - decay.cpu() / (1 << li_dynamics.DECAY_BITS)).to(torch.float32)
+    d = torch.ones(steps, device="cpu")
+    for t in range(steps - 2, -1, -1):
+        d[t] = keep * d[t + 1]
+    return d.to(device)
+
+
 class _Readout(torch.autograd.Function):
     """Synapse into a non-spiking leaky integrator read at the last step (the readout).
 
@@ -122,11 +132,7 @@ class _Readout(torch.autograd.Function):
         if torch_cuba.wanted(z):
             z = torch_cuba.exact_drive(z, x, w)
         v = _integrate(z, bias, decay, steps)
-        keep = (1 - decay.cpu() / (1 << li_dynamics.DECAY_BITS)).to(torch.float32)
-        d = torch.ones(steps, device="cpu")
-        for t in range(steps - 2, -1, -1):           # lava-dl's reverse recursion, float32
-            d[t] = keep * d[t + 1]
-        d = d.to(x.device)
+        d = readout_shares(decay, steps, x.device)
         d_in = d[steps - x.shape[-1]:].contiguous()
         x_sum = (x.reshape(-1, x.shape[-1]) @ d_in).reshape(x.shape[:-1])
         ctx.save_for_backward(x_sum, w, d, d_in)

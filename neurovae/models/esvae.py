@@ -20,7 +20,6 @@ from ..hw import sampling
 from ..hw.clock import esvae_clock
 from ..hw.sampling import EPS_SCALE, PRIOR_WEIGHT_SHIFT, SIGMOID_SHIFT
 from .fsvae import _images, to_input
-from . import proxy_learning
 from .recon_loss import recon_terms
 from ..devices import model_device
 from .spiking import SpikingDecoder, SpikingEncoder, rbf_mmd
@@ -102,11 +101,7 @@ class ESVAE(torch.nn.Module):
         window = self.posterior_window(x_bytes)
         r_q = window.mean(-1)
         z = self.window_spikes(window, seed, images)
-        if self.cfg.backward == "proxy":
-            # the same image, differentiated through the decoder's rate network
-            recon = proxy_learning.decoder(self.decoder, z, self.sample_start, self.cfg.neuron)
-        else:
-            recon = self.decoder(z, silent=self.sample_start)
+        recon = self.decoder.for_loss(z, silent=self.sample_start)
         r_p = self.prior_rate(seed, images)
         rec, mse = recon_terms(recon, x_bytes, self.cfg.recon_loss)
         mmd = rbf_mmd(r_q, r_p)

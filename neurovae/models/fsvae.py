@@ -17,7 +17,6 @@ from ..devices import model_device
 from ..hw.clock import fsvae_clock
 from ..hw.sampling import sampler_seed
 from ..prng import MIX_SEED_SALT
-from . import proxy_learning
 from .recon_loss import recon_terms
 from .spiking import AutoregressiveLoop, SpikingDecoder, SpikingEncoder, psp
 
@@ -76,11 +75,7 @@ class FSVAE(torch.nn.Module):
         p_c, _ = self.prior_latent(seed, images, teacher=z_t, mix_p=ss_p,
                                    mix_seed=seed ^ MIX_SEED_SALT)
         z = self.full_window(z_t)
-        if self.cfg.backward == "proxy":
-            # the same image, differentiated through the decoder's rate network
-            recon = proxy_learning.decoder(self.decoder, z, 0, self.cfg.neuron)
-        else:
-            recon = self.decoder(z)
+        recon = self.decoder.for_loss(z)
         n, ck, s = q_c.shape
         q_rate = q_c.view(n, self.cfg.latent, self.cfg.k, s).mean(2)
         p_rate = p_c.view(n, self.cfg.latent, self.cfg.k, s).mean(2)

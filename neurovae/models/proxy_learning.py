@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..hw.neuron import DECAY_UNITY, NeuronParams
 from ..neuron import quantize_bias
-from .. import li_dynamics, spiking_block
+from .. import spiking_block
 
 
 class _Exact(torch.autograd.Function):
@@ -74,9 +74,7 @@ def decoder(dec, z: torch.Tensor, silent: int, p: NeuronParams) -> torch.Tensor:
     sampler's gradient at each step (ESVAE's window pick, FSVAE's candidate pick)."""
     steps = z.shape[-1]
     ro = dec.readout
-    keep = 1.0 - float(ro.decay) / (1 << li_dynamics.DECAY_BITS)
-    # step t's share of the readout's voltage, made on z's device (a GPU stays on the GPU)
-    share = keep ** torch.arange(steps - 1, -1, -1, dtype=torch.float64, device=z.device)
+    share = spiking_block.readout_shares(ro.decay, steps, z.device)
     active, total = float(share[silent:].sum()), float(share.sum())
     over_time = (share[silent:] / active).to(z.dtype)
     x = z[..., silent:]

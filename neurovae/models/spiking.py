@@ -21,6 +21,7 @@ from ..hw.clock import LOOP_LATENCY
 from ..hw.neuron import WEIGHT_SCALE, NeuronParams
 from ..neuron import cuba_step, quantize_bias
 from .. import prng, spiking_block
+from . import proxy_learning
 
 
 def qweight(block) -> torch.Tensor:
@@ -137,6 +138,14 @@ class SpikingDecoder(torch.nn.Module):
             dict(p), ch[-1], cfg.channels, 3, padding=1, weight_scale=0.5,
             delay_shift=False), cfg)
         self.readout = Readout(cfg.readout_neuron, cfg.channels)
+        self.train_grad, self.neuron_params = cfg.backward, cfg.neuron
+
+    def for_loss(self, z: torch.Tensor, silent: int = 0) -> torch.Tensor:
+        """`self(z, silent)` as training differentiates it: the same image, its gradient
+        lava-dl's surrogate or, with `backward=proxy`, the rate network's (proxy_learning)."""
+        if self.train_grad == "proxy":
+            return proxy_learning.decoder(self, z, silent, self.neuron_params)
+        return self(z, silent)
 
     def forward(self, z: torch.Tensor, silent: int = 0) -> torch.Tensor:
         """Latent spikes (N, C, S) -> image in [-1, 1], (N, channels, H, W): every layer and
