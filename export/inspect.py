@@ -34,6 +34,9 @@ def summary(net: DeployNet, path: str = "") -> str:
     sm = ", ".join(f"{k}={v}" for k, v in net.sampler.items())
     lines.append(f"sampler: {sm}")
     if net.prior_linear:
-        lines.append(f"prior: linear {net.latent}x{net.latent} -> sigmoid rate -> count of {net.T}")
+        mix = net.prior_linear.get("bounds")
+        what = (f"mixture of {len(mix) + 1} Gaussians, each " if mix is not None else "")
+        lines.append(f"prior: {what}linear {net.latent}x{net.latent} -> sigmoid rate -> "
+                     f"count of {net.T}")
     lines.append(f"total: {tot_n} neurons, {tot_s} synapses")
     return "\n".join(lines)

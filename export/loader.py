@@ -287,10 +287,7 @@ def _read(f, path) -> DeployNet:
             _fail("sampler", f"windows do not fit the ESVAE clock for T={T}")
         if "prior" not in f:
             _fail("prior", "missing group")
-        p = f["prior"]
-        net.prior_linear = {"weight": _ints(p, "weight", "prior", (C, C), -(1 << 30), 1 << 30),
-                            "bias": _ints(p, "bias", "prior", (C,), -(1 << 40), 1 << 40),
-                            "thresholds": _ints(p, "thresholds", "prior", (T,))}
+        net.prior_linear = _esvae_prior(f["prior"], C, T)
     net.sampler = sm
     net.decoder = _stage(f, "decoder", (C,))
     readout = _stage(f, "readout", net.decoder[-1].out_shape)
@@ -299,6 +296,26 @@ def _read(f, path) -> DeployNet:
     net.readout = readout[0]
     net.readout.kind = "readout"
     return net
+
+
+MAX_PRIOR_COMPONENTS = 4096
+
+
+def _esvae_prior(p, C: int, T: int) -> dict:
+    """ESVAE's prior: one Gaussian, or with `bounds` (K-1,) a mixture of K (section 8)."""
+    lead = ()
+    prior = {}
+    if "bounds" in p:
+        b = _ints(p, "bounds", "prior", None, 0, 1 << 32)
+        if b.ndim != 1 or len(b) + 1 > MAX_PRIOR_COMPONENTS:
+            _fail("prior/bounds", f"must be a vector of K-1 bounds, K <= {MAX_PRIOR_COMPONENTS}")
+        if (np.diff(b) < 0).any():
+            _fail("prior/bounds", "bounds must not decrease (cumulative component weights)")
+        prior["bounds"], lead = b, (len(b) + 1,)
+    prior.update(weight=_ints(p, "weight", "prior", lead + (C, C), -(1 << 30), 1 << 30),
+                 bias=_ints(p, "bias", "prior", lead + (C,), -(1 << 40), 1 << 40),
+                 thresholds=_ints(p, "thresholds", "prior", (T,)))
+    return prior
 
 
 def load(path) -> DeployNet:

@@ -224,7 +224,8 @@ def _skipped(net: DeployNet) -> list[str]:
             f"with no NIR primitive; the encoder spikes are a graph Output and z a graph Input")
         out.append(
             "prior_linear: ESVAE prior draws integer Gaussian noise (Irwin-Hall from the "
-            "PRNG), applies an integer linear layer and counts sigmoid thresholds; NIR has "
+            "PRNG), applies an integer linear layer (a mixture prior: the one a further "
+            "draw picks) and counts sigmoid thresholds; NIR has "
             "no random source and no sigmoid or count-of-thresholds node")
     out.append(
         "readout/tanh: the image is tanh(v) of the readout integrators after the last "

@@ -140,10 +140,15 @@ def write(net: DeployNet, path) -> None:
                 _stage(f, "prior", net.prior, inputs="layer/0 takes sampler z, 4 steps later")
             else:
                 g = f.create_group("prior")
-                g.attrs["type"] = np.bytes_(b"linear_sigmoid_rate")
+                mixture = "bounds" in net.prior_linear
+                g.attrs["type"] = np.bytes_(b"mixture_linear_sigmoid_rate" if mixture
+                                            else b"linear_sigmoid_rate")
                 g.attrs["eps"] = np.bytes_(b"irwin-hall-4: sum over j<4 of (draw(seed^salt, image, "
                                            b"step=j, latent) >> 16) - 131072")
-                for key in ("weight", "bias", "thresholds"):
+                if mixture:
+                    g.attrs["component"] = np.bytes_(
+                        b"#(bounds <= draw(seed^salt, image, step=4, neuron=0))")
+                for key in ("weight", "bias", "thresholds") + (("bounds",) if mixture else ()):
                     g.create_dataset(key, data=np.asarray(net.prior_linear[key], np.int64))
             s = f.create_group("sampler")
             for k, v in net.sampler.items():

@@ -153,8 +153,9 @@ def _same_weights(a, b) -> bool:
                  np.array_equal(la.bias_per_neuron(), lb.bias_per_neuron())
                  for sa, sb in zip(a.stages().values(), b.stages().values())
                  for la, lb in zip(sa, sb))
-    return layers and all(np.array_equal(a.prior_linear[key], b.prior_linear.get(key))
-                          for key in ("weight", "bias") if key in a.prior_linear)
+    pa, pb = a.prior_linear or {}, b.prior_linear or {}
+    return layers and pa.keys() == pb.keys() and all(
+        np.array_equal(pa[key], pb[key]) for key in ("weight", "bias", "bounds") if key in pa)
 
 
 def verify(netfile, n: int = 4, *, seed: int | None = None, mode: str = "both",

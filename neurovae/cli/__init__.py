@@ -14,7 +14,7 @@ from .errors import EXIT_USER_ERROR, LIGHT_COMMANDS, OneLineErrors, user_errors
 from .netfile import export, inspect
 from .report import evaluate, profile
 from .run import generate, reconstruct, verify
-from .train import train
+from .train import fit_prior, train
 
 __all__ = ["main", "user_errors", "EXIT_USER_ERROR", "LIGHT_COMMANDS"]
 
@@ -32,5 +32,5 @@ def main():
     """
 
 
-for _command in (train, export, inspect, generate, reconstruct, verify, evaluate, profile):
+for _command in (train, fit_prior, export, inspect, generate, reconstruct, verify, evaluate, profile):
     main.add_command(_command)

@@ -45,3 +45,29 @@ def train(model, preset, out, epochs, batch_size, seed, data_dir, overrides, res
     terms = ", ".join(f"{k} {v:.4f}" for k, v in res.last.items() if k in TERMS)
     click.echo(f"trained {model} ({preset}) for {res.last.get('epoch', 0)} epochs: {terms}")
     click.echo(f"run folder: {res.out} ({', '.join(res.files)})")
+
+
+@click.command("fit-prior")
+@click.argument("run", type=click.Path())
+@click.option("--components", type=int, default=64, show_default=True, callback=opt.positive,
+              help="Gaussians in the mixture (1: back to the paper's trained prior).")
+@click.option("--images", type=int, default=None, callback=opt.positive,
+              help="Fit to the first N training images (default: the run's prior_fit_images, "
+                   "10,000 unless set).")
+@user_errors
+def fit_prior(run, components, images):
+    """Fit a trained ESVAE's generation prior to its encoder's posterior, without training.
+
+    RUN is a run folder or checkpoint; its checkpoint, config.json and samples.png are
+    rewritten as training with --set prior_components=K would have left them. Export
+    again afterwards: generation on every backend then draws from the new prior.
+    """
+    from ..prior_refit import refit_prior
+    res = refit_prior(run, components, images)
+    w = res["weights"]
+    if components == 1:
+        click.echo("generation draws from the prior trained with the model again (one Gaussian)")
+    else:
+        click.echo(f"fitted {len(w)} Gaussians to the posterior of {res['images']} training "
+                   f"images ({int((w > 0).sum())} used; largest weight {float(w.max()):.3f})")
+    click.echo(f"rewrote {res['checkpoint']} and {res['samples']}")

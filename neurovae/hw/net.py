@@ -65,7 +65,7 @@ class DeployNet:
     posterior: list = field(default_factory=list)   # FSVAE loop layers (l1 takes [ext | z])
     prior: list = field(default_factory=list)       # FSVAE loop layers (l1 takes z)
     sampler: dict = field(default_factory=dict)     # FSVAE: k; ESVAE: window_start, sample_start
-    prior_linear: dict = field(default_factory=dict)  # ESVAE: weight, bias, thresholds
+    prior_linear: dict = field(default_factory=dict)  # ESVAE: weight, bias, thresholds (+ bounds: a mixture)
     seed: int = 0
     config: dict = field(default_factory=dict)      # the training config, for reference
 

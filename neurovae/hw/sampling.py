@@ -121,15 +121,39 @@ def prior_eps(like, seed: int, images, latent: int):
     return prng.gaussian_int_numpy(sampler_seed(seed, True), images[:, None], idx[None, :])
 
 
+# The mixture prior's component is one 32-bit draw at this counter step (eps uses 0..3)
+COMPONENT_STEP = 4
+
+
+def prior_component(like, seed: int, images, bounds):
+    """Which Gaussian of a mixture prior each image draws: (N,) in [0, K), the number of
+    cumulative-weight bounds (units of 2**-32) at or below a uniform 32-bit draw."""
+    u = (prng.draw_torch if _torch(like) else prng.draw_numpy)(
+        sampler_seed(seed, True), images, COMPONENT_STEP, 0)
+    return (u[:, None] >= bounds[None, :]).sum(-1)
+
+
 def prior_counts(prior_linear: dict, seed: int, images):
-    """ESVAE's integer prior: eps -> y = W eps + b -> count = #(y >= thresholds), (N, C)."""
+    """ESVAE's integer prior: eps -> y = W eps + b -> count = #(y >= thresholds), (N, C).
+
+    A mixture prior holds K such Gaussians, weight (K, C, C) and bias (K, C), and its
+    `bounds` (K-1,) pick one per image (`prior_component`); one Gaussian is weight (C, C)."""
     w, b, th = (prior_linear[k] for k in ("weight", "bias", "thresholds"))
+    bounds = prior_linear.get("bounds")
     if _torch(images):
         w, b, th = (torch.as_tensor(x, dtype=torch.int64, device=images.device)
                     for x in (w, b, th))
     else:
         w, b, th = (np.asarray(x, np.int64) for x in (w, b, th))
-    y = prior_eps(images, seed, images, w.shape[0]) @ w.T + b
+    eps = prior_eps(images, seed, images, w.shape[-1])
+    if w.ndim == 3:
+        bounds = (torch.as_tensor(bounds, dtype=torch.int64, device=images.device)
+                  if _torch(images) else np.asarray(bounds, np.int64))
+        k = prior_component(images, seed, images, bounds)
+        w, b = w[k], b[k]                   # (N, C, C) and (N, C): each image's Gaussian
+        y = (w * eps[:, None, :]).sum(-1) + b
+    else:
+        y = eps @ w.T + b
     return (y[..., None] >= th).sum(-1)
 
 

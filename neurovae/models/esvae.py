@@ -7,7 +7,9 @@ count_i / T; the surrogate passes the gradient straight to the rate. The prior r
 sigmoid(Linear(eps)) with eps from the same PRNG (Irwin-Hall Gaussian); generation rounds
 it to count / T and spikes where (PRNG mod T) < count (`sampling.rate_spikes`). z is zero
 before T, and the decoder skips those steps exactly. Loss: MSE + lambda * RBF-MMD between
-posterior and prior rates.
+posterior and prior rates. With `prior_components` K > 1, generation draws from a mixture of
+K such Gaussians fitted ex post to the training images' posterior rates
+(`models/mixture_prior.py`, refitted after every epoch); the MMD keeps the paper's prior.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ..hw import sampling
 from ..hw.clock import esvae_clock
 from ..hw.sampling import EPS_SCALE, PRIOR_WEIGHT_SHIFT, SIGMOID_SHIFT
 from .fsvae import _images, to_input
+from . import mixture_prior
 from .recon_loss import recon_terms
 from ..devices import model_device
 from .spiking import SpikingDecoder, SpikingEncoder, rbf_mmd
@@ -34,6 +37,11 @@ class ESVAE(torch.nn.Module):
         self.encoder = SpikingEncoder(cfg, cfg.latent)
         self.decoder = SpikingDecoder(cfg)
         self.prior = torch.nn.Linear(cfg.latent, cfg.latent)
+        k, c = cfg.prior_components, cfg.latent
+        if k > 1:   # all zero until `fit_prior`: generation uses the linear prior till then
+            self.register_buffer("mixture_weights", torch.zeros(k, dtype=torch.float64))
+            self.register_buffer("mixture_means", torch.zeros(k, c, dtype=torch.float64))
+            self.register_buffer("mixture_chol", torch.zeros(k, c, c, dtype=torch.float64))
         clock = esvae_clock(cfg.T)
         self.window_start, self.sample_start = clock.window_start, clock.sample_start
         self.n_steps = clock.n_steps
@@ -84,17 +92,41 @@ class ESVAE(torch.nn.Module):
         eps = sampling.prior_eps(images, seed, images, self.cfg.latent)
         return torch.sigmoid(self.prior(eps.float() * EPS_SCALE))
 
+    @property
+    def has_mixture(self) -> bool:
+        """True once `fit_prior` has fitted the mixture prior generation draws from."""
+        return self.cfg.prior_components > 1 and bool(self.mixture_weights.sum() > 0)
+
+    @torch.no_grad()
+    def fit_prior(self, x_bytes: torch.Tensor, batch: int = 500) -> None:
+        """Fit the mixture prior to the posterior rates of images x_bytes (N, ...)."""
+        dev = model_device(self)
+        rates = torch.cat([self.posterior_rate(x_bytes[i:i + batch].to(dev)).cpu()
+                           for i in range(0, len(x_bytes), batch)])
+        mix = mixture_prior.fit(rates, self.cfg.T, self.cfg.prior_components, self.cfg.seed)
+        self.mixture_weights.copy_(mix.weights)
+        self.mixture_means.copy_(mix.means)
+        self.mixture_chol.copy_(mix.chol)
+
     def integer_prior(self, as_numpy: bool = True) -> dict:
         """The prior as the deployed integers (`sampling.prior_counts`): weight x sqrt(3) in
-        units of 2**-8, bias in units of 2**-24, and the sigmoid's count thresholds; as
-        numpy arrays (the file's) or as int64 tensors on the model's device."""
-        w = torch.round(self.prior.weight.detach().double()
-                        * (math.sqrt(3) * 2 ** PRIOR_WEIGHT_SHIFT)).long()
-        b = torch.round(self.prior.bias.detach().double() * 2 ** SIGMOID_SHIFT).long()
+        units of 2**-8, bias in units of 2**-24, and the sigmoid's count thresholds; a fitted
+        mixture adds a leading component axis and its 32-bit `bounds`. As numpy arrays (the
+        file's) or as int64 tensors on the model's device."""
         th = sampling.sigmoid_thresholds(self.cfg.T)
+        if self.has_mixture:
+            weight, bias = self.mixture_chol, self.mixture_means
+        else:
+            weight, bias = self.prior.weight.detach(), self.prior.bias.detach()
+        w = torch.round(weight.double() * (math.sqrt(3) * 2 ** PRIOR_WEIGHT_SHIFT)).long()
+        b = torch.round(bias.double() * 2 ** SIGMOID_SHIFT).long()
+        out = {"weight": w, "bias": b, "thresholds": th}
+        if self.has_mixture:
+            out["bounds"] = mixture_prior.bounds(self.mixture_weights).to(w.device)
         if as_numpy:
-            return {"weight": w.cpu().numpy(), "bias": b.cpu().numpy(), "thresholds": th}
-        return {"weight": w, "bias": b, "thresholds": th}
+            return {k: (v.cpu().numpy() if isinstance(v, torch.Tensor) else v)
+                    for k, v in out.items()}
+        return out
 
     def forward(self, x_bytes, seed: int, images=None, **_):
         images = _images(x_bytes, images)

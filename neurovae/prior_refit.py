@@ -1,0 +1,61 @@
+"""`neurovae fit-prior`: give a trained ESVAE run a mixture prior without training it again.
+
+The fit reads only the encoder (`models/mixture_prior.py`), so a finished run's checkpoint
+gets the prior that training with `--set prior_components=K` would have fitted at its last
+epoch. The checkpoint is rewritten in place (atomically) with the new config, and the
+run's sample grid is drawn again from the new prior.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from . import checkpoint, data, fileio, plots
+from .errors import NeurovaeError
+from .kernels import enable_kernels
+from .models import build_model
+from .train import N_GRID
+
+
+def refit_prior(source, components: int, images: int | None = None) -> dict:
+    """Fit a mixture of `components` Gaussians to the run's first `images` training images
+    (default: the config's prior_fit_images); returns {"checkpoint", "weights", "samples",
+    "images"}: the files rewritten, the component weights and the images fitted to."""
+    path = checkpoint.resolve(source)
+    state = checkpoint.load(path)
+    cfg = state["config"]
+    if cfg.model != "esvae":
+        raise NeurovaeError(f"{path} holds a {cfg.model} model; fit-prior fits ESVAE's "
+                            f"host-side prior (an FSVAE's prior is its spiking loop)")
+    cfg = dataclasses.replace(cfg, prior_components=components,
+                              prior_fit_images=images or cfg.prior_fit_images).validate()
+    enable_kernels()                        # the encoder runs as it does in training
+    model = build_model(cfg)
+    weights = {k: v for k, v in state["model"].items() if not k.startswith("mixture_")}
+    try:
+        missing = model.load_state_dict(weights, strict=False).missing_keys
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise checkpoint.CheckpointError(f"{path}: weights do not fit the model its config "
+                                         f"describes ({str(exc).splitlines()[0][:160]})") from None
+    if any(not k.startswith("mixture_") for k in missing):
+        raise checkpoint.CheckpointError(f"{path}: weights missing from the checkpoint: "
+                                         f"{', '.join(missing)[:160]}")
+    model.eval()
+    train_set = data.load_images(cfg.dataset, "train", cfg.data_dir, cfg.image_size,
+                                 cfg.channels)
+    n = min(len(train_set), cfg.train_subset or len(train_set), cfg.prior_fit_images)
+    if components > 1:
+        model.fit_prior(train_set.tensor(torch.arange(n)))
+    kept = {k: state[k] for k in ("optimizer", "rng", "partial") if k in state}
+    checkpoint.save(path, cfg=cfg, model=model, epoch=state["epoch"],
+                    metrics=state.get("metrics"), extra=kept)
+    run = Path(path).parent
+    if (run / "config.json").exists():
+        fileio.write_text(run / "config.json", json.dumps(cfg.to_dict(), indent=1))
+    grid = run / "samples.png"
+    plots.save_grid(model.sample(N_GRID, seed=cfg.seed), grid)
+    w = model.mixture_weights if model.has_mixture else torch.ones(1)
+    return {"checkpoint": path, "weights": w, "samples": grid, "images": n}
