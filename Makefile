@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml setup.py
 NV := $(VENV)/bin/neurovae
 
 demo: $(STAMP)
-	$(NV) train --model fsvae --config mnist-small --epochs 5 --out $(RUN) --seed 0 $(if $(wildcard $(RUN)/checkpoint.pt),--resume,)
+	$(NV) train --model esvae --config mnist-small --epochs 8 --out $(RUN) --seed 0 $(if $(wildcard $(RUN)/checkpoint.pt),--resume,)
 	$(NV) export model.net --from $(RUN)
 	$(NV) inspect model.net
 	$(NV) generate model.net -n 16 --backend lava-sim -o samples_lava.png
