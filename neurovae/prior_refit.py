@@ -28,8 +28,9 @@ def refit_prior(source, components: int, images: int | None = None) -> dict:
     state = checkpoint.load(path)
     cfg = state["config"]
     if cfg.model != "esvae":
-        raise NeurovaeError(f"{path} holds a {cfg.model} model; fit-prior fits ESVAE's "
-                            f"host-side prior (an FSVAE's prior is its spiking loop)")
+        raise NeurovaeError(f"{path} holds a model of kind '{cfg.model}'; fit-prior fits "
+                            f"the prior of an ESVAE run only (an FSVAE's prior is its spiking "
+                            f"loop, an ANN VAE's a fixed Gaussian)")
     cfg = dataclasses.replace(cfg, prior_components=components,
                               prior_fit_images=images or cfg.prior_fit_images).validate()
     enable_kernels()                        # the encoder runs as it does in training
