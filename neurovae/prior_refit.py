@@ -24,32 +24,21 @@ def refit_prior(source, components: int, images: int | None = None) -> dict:
     """Fit a mixture of `components` Gaussians to the run's first `images` training images
     (default: the config's prior_fit_images); returns {"checkpoint", "weights", "samples",
     "images"}: the files rewritten, the component weights and the images fitted to."""
+    old, state = checkpoint.load_model(source)
     path = checkpoint.resolve(source)
-    state = checkpoint.load(path)
-    cfg = state["config"]
-    if cfg.model != "esvae":
-        raise NeurovaeError(f"{path} holds a model of kind '{cfg.model}'; fit-prior fits "
+    if old.kind != "esvae":
+        raise NeurovaeError(f"{path} holds a model of kind '{old.kind}'; fit-prior fits "
                             f"the prior of an ESVAE run only (an FSVAE's prior is its spiking "
                             f"loop, an ANN VAE's a fixed Gaussian)")
-    cfg = dataclasses.replace(cfg, prior_components=components,
-                              prior_fit_images=images or cfg.prior_fit_images).validate()
+    cfg = dataclasses.replace(old.cfg, prior_components=components,
+                              prior_fit_images=images or old.cfg.prior_fit_images).validate()
     enable_kernels()                        # the encoder runs as it does in training
-    model = build_model(cfg)
-    weights = {k: v for k, v in state["model"].items() if not k.startswith("mixture_")}
-    try:
-        missing = model.load_state_dict(weights, strict=False).missing_keys
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise checkpoint.CheckpointError(f"{path}: weights do not fit the model its config "
-                                         f"describes ({str(exc).splitlines()[0][:160]})") from None
-    if any(not k.startswith("mixture_") for k in missing):
-        raise checkpoint.CheckpointError(f"{path}: weights missing from the checkpoint: "
-                                         f"{', '.join(missing)[:160]}")
-    model.eval()
+    model = build_model(cfg).eval()         # the same layers; only the mixture's buffers differ
+    model.load_state_dict({k: v for k, v in old.state_dict().items()
+                           if not k.startswith("mixture_")}, strict=False)
     train_set = data.load_images(cfg.dataset, "train", cfg.data_dir, cfg.image_size,
                                  cfg.channels)
-    n = min(len(train_set), cfg.train_subset or len(train_set), cfg.prior_fit_images)
-    if components > 1:
-        model.fit_prior(train_set.tensor(torch.arange(n)))
+    n = model.fit_prior(train_set) if components > 1 else 0
     kept = {k: state[k] for k in ("optimizer", "rng", "partial") if k in state}
     checkpoint.save(path, cfg=cfg, model=model, epoch=state["epoch"],
                     metrics=state.get("metrics"), extra=kept)

@@ -308,7 +308,7 @@ def train(cfg: Config, out_dir, resume: bool = False, progress: bool = True,
                 bar.set_postfix({k: f"{v / (b + 1):.4f}" for k, v in sums.items() if k != "rate"})
             bar.close()
             if cfg.prior_components > 1:    # ESVAE's mixture prior follows its encoder
-                model.fit_prior(train_set.tensor(torch.arange(min(n_train, cfg.prior_fit_images))))
+                model.fit_prior(train_set)
             last = {"epoch": epoch + 1, **{k: dist.mean(v / n_batches) for k, v in sums.items()},
                     "seconds": round(before + time.time() - t0, 2), "batches": n_batches}
             if dist.main:

@@ -98,15 +98,19 @@ class ESVAE(torch.nn.Module):
         return self.cfg.prior_components > 1 and bool(self.mixture_weights.sum() > 0)
 
     @torch.no_grad()
-    def fit_prior(self, x_bytes: torch.Tensor, batch: int = 500) -> None:
-        """Fit the mixture prior to the posterior rates of images x_bytes (N, ...)."""
+    def fit_prior(self, train_set, batch: int = 500) -> int:
+        """Fit the mixture prior to the posterior rates of the first prior_fit_images images
+        the run trains on (an ImageSet of the training split); returns how many it used."""
         dev = model_device(self)
-        rates = torch.cat([self.posterior_rate(x_bytes[i:i + batch].to(dev)).cpu()
-                           for i in range(0, len(x_bytes), batch)])
+        n = min(len(train_set), self.cfg.train_subset or len(train_set),
+                self.cfg.prior_fit_images)
+        rates = torch.cat([self.posterior_rate(train_set.tensor(torch.arange(i, min(i + batch, n)))
+                                               .to(dev)).cpu() for i in range(0, n, batch)])
         mix = mixture_prior.fit(rates, self.cfg.T, self.cfg.prior_components, self.cfg.seed)
         self.mixture_weights.copy_(mix.weights)
         self.mixture_means.copy_(mix.means)
         self.mixture_chol.copy_(mix.chol)
+        return n
 
     def integer_prior(self, as_numpy: bool = True) -> dict:
         """The prior as the deployed integers (`sampling.prior_counts`): weight x sqrt(3) in
