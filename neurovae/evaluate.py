@@ -72,10 +72,13 @@ def _skip(reason: str) -> dict:
 
 
 def evaluate(subject: Subject, test: data.ImageSet, n: int, ae=None, classifier=None,
-             fid_ref=None, progress: bool | None = None) -> dict:
+             fid_ref=None, progress: bool | None = None, recon_fid: bool = False) -> dict:
     """All metrics for one subject on the first n test images and n generated images; FID
     of the n samples against `fid_ref` (:func:`fid_reference`: the whole test split).
-    `progress` shows a bar over the Inception features (None: only on a terminal)."""
+    `recon_fid` adds the FID of the n reconstructions against the same reference: what a
+    prior that matched the posterior exactly would score, so it tells a weak prior from a
+    weak autoencoder. `progress` shows a bar over the Inception features (None: only on a
+    terminal)."""
     from .metrics import aefd, fid
     from .metrics.classifier import sample_scores
     x = test.tensor(torch.arange(min(n, len(test))))
@@ -85,6 +88,9 @@ def evaluate(subject: Subject, test: data.ImageSet, n: int, ae=None, classifier=
     recon = _batched(subject.reconstruct, len(x), subject.batch, x)
     res["mse"] = float(torch.mean((recon - real) ** 2))
     res["recon_s"] = round(time.perf_counter() - t0, 2)
+    if recon_fid:
+        res["recon_fid"] = _skip(fid_ref) if isinstance(fid_ref, str) else fid.fid(
+            recon.float(), fid_ref, progress=progress)
     if subject.generate is None:
         for key in ("fid", "aefd", "is_classifier", "confident"):
             res[key] = _skip("the model has no prior to sample from")

@@ -8,12 +8,14 @@ from .outputs import check_output, write_json
 
 def quality_report(netfile=None, checkpoints=(), *, dataset=None, data_dir=None,
                    backend="emulator", n=1000, seed=0, ae=None, classifier=None,
-                   json_out=None, samples=None, progress=True, on_start=None) -> dict:
+                   json_out=None, samples=None, progress=True, on_start=None,
+                   recon_fid=False) -> dict:
     """Evaluate a `.net` on `backend` and/or float checkpoints on the first n test images
     and n generated ones; writes `json_out` and the `samples` grid when given.
 
     Returns {"dataset", "n", "backend", "seed", "results": [one dict per model]}, the
     first model's generated images under results[0]["samples"] (not written to the JSON).
+    `recon_fid` adds each model's reconstruction FID (:func:`neurovae.evaluate.evaluate`).
     `on_start(line)` is told what is evaluated once everything is loaded.
     """
     from . import checkpoint, evaluate as ev
@@ -51,7 +53,8 @@ def quality_report(netfile=None, checkpoints=(), *, dataset=None, data_dir=None,
     if on_start:
         on_start(f"evaluating on {n} {dataset} test images ...")
     ref = ev.fid_reference(test, dataset, n, data_dir, size, channels, progress=progress)
-    results = [ev.evaluate(s, test, n, ae_model, clf, ref, progress=progress) for s in subjects]
+    results = [ev.evaluate(s, test, n, ae_model, clf, ref, progress=progress,
+                           recon_fid=recon_fid) for s in subjects]
     report = {"dataset": dataset, "n": n, "backend": backend, "seed": seed,
               "results": results}
     if samples and "samples" in results[0]:

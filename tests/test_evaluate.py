@@ -67,8 +67,30 @@ def test_evaluate_deployed_equals_float_and_reports_every_metric(run_dir, tmp_pa
     assert [p.name[:25] for p in (tmp_path / "cache" / "fid").glob("*.npz")] == [
         "mnist_test_n10000_28px_c1"]
     assert "skipped" in deployed["aefd"] and "ann-ae" in deployed["aefd"]["skipped"]
+    assert "recon_fid" not in deployed and "rFID" not in res.output    # opt-in only
     assert "IS (clf) is a classifier-based proxy" in res.output
     assert (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_recon_fid_is_the_fid_of_the_reconstructions(run_dir, tmp_path, cheap_reference):
+    """--recon-fid scores the n reconstructions, not the samples, against the same whole-split
+    statistics: recomputed here from the deployed model's own reconstructions."""
+    from neurovae import evaluate as ev
+    from neurovae.export import load
+    from neurovae.metrics import fid
+    from neurovae.model_data import test_set
+    out = tmp_path / "e.json"
+    res = _invoke("evaluate", run_dir / "m.net", "-n", "4", "--recon-fid", "--json", out,
+                  "--quiet")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    r = json.loads(out.read_text())["results"][0]
+    net = load(run_dir / "m.net")
+    test = test_set(net.config, tuple(net.image_shape), "mnist", None)
+    recon = ev.deployed(net, "emulator", 0).reconstruct(test.tensor(torch.arange(4)), 0)
+    expected = fid.fid(recon.double().clamp(-1, 1).float(), fid.set_stats(test))
+    assert r["recon_fid"] == pytest.approx(expected, rel=1e-9)
+    assert r["recon_fid"] != pytest.approx(r["fid"], rel=1e-3)
+    assert "rFID" in res.output and f"{r['recon_fid']:.1f}" in res.output
 
 
 def test_evaluate_without_fid_weights_skips_fid_with_the_fix(run_dir, tmp_path, monkeypatch):

