@@ -182,14 +182,20 @@ def measure(model, net, cfg, aux: dict, *, seed: int, n_test: int, n_samples: in
     res["confident_of_64"] = int(sc["confident"][:64].sum())
 
     res["n_fid"] = n_fid
-    res["fid"] = res["aefd"] = None
+    res["fid"] = res["aefd"] = res["recon_fid"] = None
     if n_fid:
         gen = fake if n_fid <= n_samples else _batched(
             lambda lo, hi: run(net, BACKEND, n=hi - lo, seed=seed, first_image=lo)[0], n_fid)
         gen = gen[:n_fid].double().clamp(-1, 1).float()
-        ref = to_signed(test.tensor(torch.arange(n_fid)), torch.float32)
+        xf = test.tensor(torch.arange(n_fid))
+        rec_fid = recon if n_fid <= n_test else _batched(
+            lambda lo, hi: run(net, BACKEND, x_bytes=xf[lo:hi], seed=seed,
+                               first_image=lo)[0].double(), n_fid)
+        ref = to_signed(xf, torch.float32)
         t0 = time.perf_counter()
         res["fid"] = fid_score(gen, aux["fid_stats"])
+        # the reconstructions' FID: what a prior matching the posterior would reach
+        res["recon_fid"] = fid_score(rec_fid[:n_fid].clamp(-1, 1).float(), aux["fid_stats"])
         res["aefd"] = aefd_score(gen, ref, aux["ae"])
         res["fid_s"] = round(time.perf_counter() - t0, 2)
     return res

@@ -22,8 +22,8 @@ FIELDS = ("bench", "model", "config", "overrides", "seed", "steps", "steps_reque
           "recon_spikes_per_image", "recon_synops_per_image", "n_samples",
           "distinct_fraction", "prior_rate", "gen_firing_rate", "gen_spikes_per_image",
           "gen_synops_per_image", "is_classifier", "confident_fraction", "confident_of_64",
-          "recon_confident_fraction", "real_confident_fraction", "n_fid", "fid", "aefd", "train_s",
-          "eval_s", "prepare_s", "threads", "out")
+          "recon_confident_fraction", "real_confident_fraction", "n_fid", "fid", "aefd",
+          "recon_fid", "train_s", "eval_s", "prepare_s", "threads", "out")
 TIMES = ("train_s", "eval_s", "prepare_s", "out")
 
 
@@ -69,6 +69,7 @@ def _check(line, model):
         assert 0.0 <= line[key] <= 1.0, key
     assert line["confident_of_64"] == round(line["confident_fraction"] * 24)   # 24 samples
     assert line["n_fid"] == 0 and line["fid"] is None and line["aefd"] is None
+    assert line["recon_fid"] is None
     assert all(line[k] >= 0 for k in ("train_s", "eval_s", "prepare_s"))
 
 
