@@ -138,8 +138,12 @@ def measure(model, net, cfg, aux: dict, *, seed: int, n_test: int, n_samples: in
     real = to_signed(x, torch.float64)
     res: dict = {"n_test": n_test}
 
-    recon = _batched(lambda lo, hi: run(net, BACKEND, x_bytes=x[lo:hi], seed=seed,
-                                        first_image=lo)[0].double(), n_test)
+    def deployed_recon(xs):
+        """The deployed model's reconstructions of test images xs (the first len(xs))."""
+        return _batched(lambda lo, hi: run(net, BACKEND, x_bytes=xs[lo:hi], seed=seed,
+                                           first_image=lo)[0].double(), len(xs))
+
+    recon = deployed_recon(x)
     recon_f = _batched(lambda lo, hi: model.reconstruct(
         x[lo:hi], seed=seed, images=torch.arange(lo, hi)).double(), n_test)
     res["mse"] = float(torch.mean((recon - real) ** 2))
@@ -188,9 +192,7 @@ def measure(model, net, cfg, aux: dict, *, seed: int, n_test: int, n_samples: in
             lambda lo, hi: run(net, BACKEND, n=hi - lo, seed=seed, first_image=lo)[0], n_fid)
         gen = gen[:n_fid].double().clamp(-1, 1).float()
         xf = test.tensor(torch.arange(n_fid))
-        rec_fid = recon if n_fid <= n_test else _batched(
-            lambda lo, hi: run(net, BACKEND, x_bytes=xf[lo:hi], seed=seed,
-                               first_image=lo)[0].double(), n_fid)
+        rec_fid = recon if n_fid <= n_test else deployed_recon(xf)
         ref = to_signed(xf, torch.float32)
         t0 = time.perf_counter()
         res["fid"] = fid_score(gen, aux["fid_stats"])
