@@ -48,3 +48,15 @@ def test_latent_probe_reads_the_deployed_latent_and_learns(model, tiny_cfg, tmp_
     untrained = probe.main(argv + ["--epochs", "0"])
     capsys.readouterr()
     assert line["probe_mse"] < 0.8 * untrained["probe_mse"]
+
+    # --source window: an ESVAE's code before the draw; an FSVAE has no such window
+    if model == "esvae":
+        window = probe.main(argv + ["--epochs", "1", "--source", "window"])
+        capsys.readouterr()
+        assert window["source"] == "window" and window["model_mse"] == line["model_mse"]
+        _, feats, _ = probe.latent_spikes(m, test_set, 0, 8, 3, "window")
+        with torch.no_grad():
+            assert torch.equal(feats, m.posterior_window(x[:8]).float())
+    else:
+        with pytest.raises(SystemExit, match="rate window"):
+            probe.main(argv + ["--source", "window"])
