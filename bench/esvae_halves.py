@@ -83,14 +83,18 @@ def halves_model(cfg, encoder: str, decoder: str, latent: str):
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--encoder", choices=("spiking", "float"), default="spiking")
-    ap.add_argument("--decoder", choices=("spiking", "float"), default="spiking")
-    ap.add_argument("--latent", choices=("draw", "replay"), default="draw")
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap.add_argument("--encoder", choices=("spiking", "float"), default="spiking",
+                    help="float: the ANN encoder, rates rounded to count / T")
+    ap.add_argument("--decoder", choices=("spiking", "float"), default="spiking",
+                    help="float: the ANN decoder on the flattened sampling steps of z")
+    ap.add_argument("--latent", choices=("draw", "replay"), default="draw",
+                    help="replay: z is the window read in order, no random pick")
     ap.add_argument("--config", default="mnist-small")
-    ap.add_argument("--steps", type=int, default=1120)
+    ap.add_argument("--steps", type=int, default=1120, help="optimizer steps (the bench's plan)")
     ap.add_argument("--full", action="store_true", help="train the config's own epochs")
-    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    help="KEY=VALUE config override, repeatable")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-test", type=int, default=1000)
     args = ap.parse_args(argv)

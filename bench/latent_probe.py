@@ -63,7 +63,7 @@ def fit_probe(cfg, z_train, x_train, epochs: int, batch: int, lr: float, seed: i
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("run", help="run folder or checkpoint of a trained fsvae or esvae")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--n-train", type=int, default=60000)
