@@ -1,4 +1,7 @@
 """Shared fixtures: a tiny config that trains in seconds on real MNIST."""
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from neurovae.config import make_config
@@ -16,6 +19,15 @@ def tiny_cfg():
     def make(model="fsvae", *extra):
         return make_config("mnist-small", model, TINY + list(extra))
     return make
+
+
+def load_bench(name: str):
+    """The script bench/NAME.py as a module (bench/ is not a package)."""
+    path = Path(__file__).resolve().parent.parent / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def close(a, b, rtol: float = 1e-5) -> bool:

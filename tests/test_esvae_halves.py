@@ -1,36 +1,20 @@
 """bench/esvae_halves.py: with its defaults it is the ESVAE itself (the quality bench's MSE),
 and each option swaps what it names: a float encoder's rates on the count / T grid, the
 draw or the window read in order, a float decoder."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-from conftest import TINY
+from conftest import TINY, load_bench
 from neurovae import data
 from neurovae.config import make_config
 from neurovae.models.recon_loss import to_target
 from neurovae.models.spiking import SpikingDecoder
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
-
-
-def _load(name):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_default_halves_are_the_esvae_of_the_quality_bench(tmp_path, capsys):
     tiny = [a for o in TINY for a in ("--set", o)]
     common = ["--steps", "3", "--seed", "1", "--n-test", "48"] + tiny
-    line = _load("esvae_halves").main(common)
-    q = _load("quality").main(common + [
+    line = load_bench("esvae_halves").main(common)
+    q = load_bench("quality").main(common + [
         "--model", "esvae", "--n-samples", "24", "--n-profile", "8", "--n-fid", "0",
         "--cache", str(tmp_path), "--aux-set", "train_subset=512", "--aux-set", "epochs=1"])
     capsys.readouterr()
@@ -40,7 +24,7 @@ def test_default_halves_are_the_esvae_of_the_quality_bench(tmp_path, capsys):
 
 
 def test_each_option_swaps_what_it_names():
-    halves = _load("esvae_halves")
+    halves = load_bench("esvae_halves")
     cfg = make_config("mnist-small", "esvae", TINY)
     x = data.load_images("mnist", "test", None, 28, 1).tensor(torch.arange(16))
     idx = torch.arange(16)

@@ -1,9 +1,7 @@
 """bench/latent_probe.py on tiny trained models: its model_mse is the spiking decoder's own
 reconstruction MSE, and its float decoder learns from the latent spikes."""
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,21 +10,14 @@ from neurovae import checkpoint, data
 from neurovae.models.recon_loss import to_target
 from neurovae.train import train
 
-PROBE = Path(__file__).resolve().parent.parent / "bench" / "latent_probe.py"
-
-
-def _load_probe():
-    spec = importlib.util.spec_from_file_location("latent_probe", PROBE)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from conftest import load_bench
 
 
 @pytest.mark.parametrize("model", ["esvae", "fsvae"])
 def test_latent_probe_reads_the_deployed_latent_and_learns(model, tiny_cfg, tmp_path, capsys):
     run = tmp_path / model
     train(tiny_cfg(model), run, progress=False, max_batches=3)
-    probe = _load_probe()
+    probe = load_bench("latent_probe")
     argv = [str(run), "--n-train", "64", "--n-test", "32", "--batch", "16", "--seed", "3"]
     line = probe.main(argv + ["--epochs", "4", "--lr", "3e-3"])
     printed = capsys.readouterr().out.strip().splitlines()

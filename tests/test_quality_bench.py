@@ -1,7 +1,6 @@
 """bench/quality.py on a tiny budget: every field of its JSON line is present and sane, and
 a second run with the same seed gives the same figures (FID and AE-FD off: Inception is
 too slow for a test)."""
-import importlib.util
 import json
 import math
 import shutil
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY
+from conftest import TINY, load_bench
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "quality.py"
 # a classifier trained on 512 images for one epoch: seconds, cached under its own name
@@ -27,15 +26,8 @@ FIELDS = ("bench", "model", "config", "overrides", "seed", "steps", "steps_reque
 TIMES = ("train_s", "eval_s", "prepare_s", "out")
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), BENCH.parent / name)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _load_bench():
-    return _load_script(BENCH.name)
+    return load_bench(BENCH.stem)
 
 
 def _run(mod, capsys, cache, model, out=None):
@@ -140,7 +132,7 @@ def test_quality_bench_esvae_and_the_synops_plot(tmp_path, capsys):
     for name, line in (("es", es), ("fs", fs)):
         files.append(tmp_path / f"{name}.json")
         files[-1].write_text("progress text\n" + json.dumps(line) + "\n")
-    plot = _load_script("quality_plot.py")
+    plot = load_bench("quality_plot")
     png = tmp_path / "q.png"
     assert plot.main([str(f) for f in files] + ["--out", str(png)]) == 0
     out = json.loads(capsys.readouterr().out.strip())
