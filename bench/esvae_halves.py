@@ -106,7 +106,7 @@ def main(argv=None) -> dict:
     from neurovae.config import make_config
     from neurovae.kernels import enable_kernels
     from neurovae.models.recon_loss import to_target
-    from quality import step_plan
+    from quality import _batched, step_plan
 
     enable_kernels()
     cfg = make_config(args.config, "esvae", args.overrides + [f"seed={args.seed}"])
@@ -125,8 +125,8 @@ def main(argv=None) -> dict:
     test = data.load_images(cfg.dataset, "test", cfg.data_dir, cfg.image_size, cfg.channels)
     x = test.tensor(torch.arange(args.n_test))
     with torch.no_grad():
-        recon = torch.cat([model.reconstruct(x[i:i + 250], cfg.seed, torch.arange(i, min(
-            i + 250, args.n_test))) for i in range(0, args.n_test, 250)])
+        recon = _batched(lambda lo, hi: model.reconstruct(x[lo:hi], cfg.seed,
+                                                          torch.arange(lo, hi)), args.n_test)
     line = {"bench": "esvae_halves", "encoder": args.encoder, "decoder": args.decoder,
             "latent": args.latent, "config": args.config, "overrides": args.overrides,
             "seed": args.seed, "epochs": cfg.epochs,

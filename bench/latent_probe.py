@@ -38,8 +38,13 @@ def latent_spikes(model, images, first: int, n: int, seed: int, source: str = "l
         for i in range(first, first + n, ENCODE_BATCH):
             idx = torch.arange(i, min(i + ENCODE_BATCH, first + n))
             x = images.tensor(idx)
-            zs.append(model.latent(x, seed, idx).float())
-            fs.append(zs[-1] if source == "latent" else model.posterior_window(x).float())
+            if source == "window":      # one encoder pass: z is the draw from this window
+                window = model.posterior_window(x)
+                zs.append(model.window_spikes(window, seed, idx).float())
+                fs.append(window.float())
+            else:
+                zs.append(model.latent(x, seed, idx).float())
+                fs.append(zs[-1])
             xs.append(to_target(x).flatten(1))
     return torch.cat(zs), torch.cat(fs), torch.cat(xs)
 
